@@ -1,0 +1,175 @@
+"""The `/env` grammar: command text in, a typed command (or a UsageError) out. No I/O here."""
+
+import difflib
+import html
+import re
+import unicodedata
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
+
+from slackbot.durations import parse_duration
+from slackbot.errors import UsageError
+from slackbot.names import check_label
+
+MAX_TEXT = 400
+SHELL_CHARACTERS = frozenset(";|&$`<>(){}[]\\'\"*?!#~^%,@")
+
+USAGE = {
+    "create": "/env create <service> [ttl=<duration>] [name=<env-name>]",
+    "destroy": "/env destroy <env-name>",
+    "help": "/env help",
+}
+
+ServiceName = Annotated[str, AfterValidator(lambda v: check_label("Service name", v))]
+EnvName = Annotated[str, AfterValidator(lambda v: check_label("Environment name", v))]
+
+
+class _Command(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class HelpCommand(_Command):
+    action: Literal["help"] = "help"
+
+
+class CreateCommand(_Command):
+    action: Literal["create"] = "create"
+    service: ServiceName
+    ttl: timedelta | None = None
+    name: EnvName | None = None
+
+
+class DestroyCommand(_Command):
+    action: Literal["destroy"] = "destroy"
+    env_name: EnvName
+
+
+Command = HelpCommand | CreateCommand | DestroyCommand
+
+
+def parse(text: str) -> Command:
+    """Parse what followed `/env`. Raises UsageError with a message that says how to fix it."""
+    words = _clean(text).split()
+    if not words or words[0].lower() == "help":
+        return HelpCommand()
+    verb, args = words[0].lower(), words[1:]
+    parser = _PARSERS.get(verb)
+    if parser is None:
+        raise UsageError(f"I don't know the command `{_shown(words[0])}`.{_did_you_mean(verb, _PARSERS)}")
+    positional, options = _split(verb, args)
+    return parser(positional, options)
+
+
+def _clean(text: str) -> str:
+    # Slack escapes &, < and > in command text; undo that before judging characters.
+    text = html.unescape(text)
+    if len(text) > MAX_TEXT:
+        raise UsageError(f"That command is {len(text)} characters long; the limit is {MAX_TEXT}.")
+    for char in text:
+        if not char.isascii():
+            raise UsageError(_non_ascii_message(char))
+        if char in SHELL_CHARACTERS:
+            raise UsageError(
+                f"`{char}` is not allowed in a command. Names use only a-z, 0-9 and `-`, "
+                "and options are written key=value."
+            )
+        if not char.isprintable() and char not in " \t\n\r":
+            raise UsageError(f"The command contains the control character {ord(char):#04x}; retype it.")
+    return text
+
+
+def _non_ascii_message(char: str) -> str:
+    name = unicodedata.name(char, "unnamed")
+    hint = ""
+    if unicodedata.category(char) == "Pd":
+        hint = " Slack may have turned `--` into a dash; write options as key=value."
+    elif unicodedata.category(char) in ("Pi", "Pf"):
+        hint = " Slack may have curled a quote; envbot needs no quotes."
+    return f"The command contains `{char}` ({name}, U+{ord(char):04X}); type it with plain ASCII.{hint}"
+
+
+def _split(verb: str, args: list[str]) -> tuple[list[str], dict[str, str]]:
+    known = _KEYS[verb]
+    positional: list[str] = []
+    options: dict[str, str] = {}
+    for arg in args:
+        if "=" not in arg:
+            positional.append(arg)
+            continue
+        key, value = arg.split("=", 1)
+        key = key.lower()
+        if key not in known:
+            listed = ", ".join(f"`{k}=`" for k in sorted(known)) or "none"
+            raise UsageError(
+                f"`{key}=` is not an option of `{verb}`.{_did_you_mean(key, known)} Known options: {listed}.",
+                topic=verb,
+            )
+        if key in options:
+            raise UsageError(f"`{key}=` is given twice; give it once.", topic=verb)
+        if not value:
+            raise UsageError(f"`{key}=` needs a value, for example `{key}={_EXAMPLES[key]}`.", topic=verb)
+        options[key] = value
+    return positional, options
+
+
+def _one_positional(verb: str, what: str, positional: list[str]) -> str:
+    if not positional:
+        raise UsageError(f"Tell me which {what}.", topic=verb)
+    if len(positional) > 1:
+        extra = " ".join(f"`{p}`" for p in positional[1:])
+        raise UsageError(f"Unexpected {extra}: `{verb}` takes one {what}; options are key=value.", topic=verb)
+    return positional[0]
+
+
+def _parse_create(positional: list[str], options: dict[str, str]) -> CreateCommand:
+    service = _name("Service name", _one_positional("create", "service", positional), "create")
+    ttl = None
+    if "ttl" in options:
+        try:
+            ttl = parse_duration(options["ttl"])
+        except ValueError as exc:
+            raise UsageError(f"ttl: {exc}.", topic="create") from None
+    name = _name("Environment name", options["name"], "create") if "name" in options else None
+    return CreateCommand(service=service, ttl=ttl, name=name)
+
+
+def _parse_destroy(positional: list[str], options: dict[str, str]) -> DestroyCommand:
+    env_name = _one_positional("destroy", "environment", positional)
+    return DestroyCommand(env_name=_name("Environment name", env_name, "destroy"))
+
+
+def _name(kind: str, value: str, topic: str) -> str:
+    try:
+        return check_label(kind, value)
+    except ValueError as exc:
+        lowered = value.lower()
+        hint = f" Did you mean `{lowered}`?" if lowered != value and _valid(lowered) else ""
+        raise UsageError(f"{exc}.{hint}", topic=topic) from None
+
+
+def _valid(value: str) -> bool:
+    try:
+        check_label("", value)
+    except ValueError:
+        return False
+    return True
+
+
+def _did_you_mean(word: str, choices: object) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)  # type: ignore[call-overload]
+    return f" Did you mean `{close[0]}`?" if close else ""
+
+
+def _shown(word: str) -> str:
+    return re.sub(r"[^a-zA-Z0-9_=.-]", "?", word)[:40]
+
+
+_PARSERS = {"create": _parse_create, "destroy": _parse_destroy, "help": lambda *_: HelpCommand()}
+_KEYS: dict[str, frozenset[str]] = {
+    "create": frozenset({"ttl", "name"}),
+    "destroy": frozenset(),
+    "help": frozenset(),
+}
+_EXAMPLES = {"ttl": "4h", "name": "checkout-demo"}

@@ -1,0 +1,25 @@
+"""TTL durations as people type them: `30m`, `4h`, `2h30m`, `1d12h`."""
+
+import re
+from datetime import timedelta
+
+_DURATION = re.compile(r"(?:(?P<d>\d{1,4})d)?(?:(?P<h>\d{1,5})h)?(?:(?P<m>\d{1,6})m)?")
+DURATION_HINT = "a number with units d, h and m, largest first, such as 30m, 4h, 2h30m or 1d12h"
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse a compound duration; raises ValueError with a message fit for users."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if not text.strip() or match is None:
+        raise ValueError(f"`{text}` is not a duration; use {DURATION_HINT}")
+    days, hours, minutes = (int(match.group(unit) or 0) for unit in "dhm")
+    return timedelta(days=days, hours=hours, minutes=minutes)
+
+
+def format_duration(value: timedelta) -> str:
+    """The inverse of parse_duration, normalised (`90m` -> `1h30m`)."""
+    minutes = int(value.total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    parts = [f"{n}{unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "m")) if n]
+    return "".join(parts) or "0m"

@@ -1,0 +1,73 @@
+"""Naming rules. An environment is a Kubernetes namespace, so its name is a DNS-1123 label."""
+
+import re
+import secrets
+from collections.abc import Callable, Iterable
+
+MAX_NAME = 63
+SUFFIX_LENGTH = 5
+_LABEL = re.compile(r"[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?")
+_SLACK_ID = re.compile(r"[A-Z][A-Z0-9]{1,31}")
+# Letters and digits that never read as one another, like the suffixes Kubernetes generates.
+_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+NAME_RULE = (
+    "lowercase letters, digits and `-`, starting with a letter, ending with a letter or digit, "
+    f"at most {MAX_NAME} characters"
+)
+
+# Namespaces that exist on most clusters or belong to the platform itself.
+RESERVED_NAMES = frozenset(
+    {
+        "default",
+        "argo",
+        "argo-events",
+        "argocd",
+        "envbot",
+        "cert-manager",
+        "ingress-nginx",
+        "istio-system",
+        "gatekeeper-system",
+        "kyverno",
+        "local-path-storage",
+        "monitoring",
+    }
+)
+RESERVED_PREFIXES = ("kube-", "openshift", "istio-")
+
+RandomSuffix = Callable[[], str]
+
+
+def random_suffix() -> str:
+    return "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(SUFFIX_LENGTH))
+
+
+def is_dns_label(value: str) -> bool:
+    return _LABEL.fullmatch(value) is not None
+
+
+def is_slack_id(value: str) -> bool:
+    return _SLACK_ID.fullmatch(value) is not None
+
+
+def check_label(kind: str, value: str) -> str:
+    """Return `value` if it is a valid name, else raise ValueError naming the rule."""
+    if not is_dns_label(value):
+        raise ValueError(f"{kind} `{value}` is not valid: use {NAME_RULE}")
+    return value
+
+
+def reserved_reason(name: str, extra: Iterable[str] = ()) -> str | None:
+    """Why `name` may not be used as an environment, or None if it may."""
+    if name in RESERVED_NAMES or name in set(extra):
+        return f"`{name}` is a system or reserved namespace"
+    for prefix in RESERVED_PREFIXES:
+        if name.startswith(prefix):
+            return f"names starting with `{prefix}` are reserved for the cluster"
+    return None
+
+
+def derive_env_name(service: str, suffix: RandomSuffix = random_suffix) -> str:
+    """`checkout` -> `checkout-x7k2p`, trimmed so the result is still a valid label."""
+    stem = service[: MAX_NAME - SUFFIX_LENGTH - 1].rstrip("-")
+    return f"{stem}-{suffix()}"

@@ -1,0 +1,1 @@
+"""The Slack edge: Bolt wiring, listeners, HTTP and Socket Mode transports."""

@@ -1,0 +1,28 @@
+"""Builds the core from settings: one place, shared by Slack, the console and `envbot check`."""
+
+from slackbot.argo_cli import ArgoCliOrchestrator, Runner, run_process
+from slackbot.audit import AuditLog
+from slackbot.bot import EnvBot
+from slackbot.clock import Clock, utc_now
+from slackbot.groups import GroupDirectory
+from slackbot.policy import load_policy
+from slackbot.settings import Settings
+
+
+def build_orchestrator(settings: Settings, runner: Runner = run_process) -> ArgoCliOrchestrator:
+    return ArgoCliOrchestrator(settings.argo_bin, settings.argo_namespace, settings.argo_timeout, runner)
+
+
+def build_bot(
+    settings: Settings,
+    runner: Runner = run_process,
+    groups: GroupDirectory | None = None,
+    clock: Clock = utc_now,
+) -> EnvBot:
+    return EnvBot(
+        orchestrator=build_orchestrator(settings, runner),
+        policy=load_policy(settings.envbot_policy),
+        clock=clock,
+        groups=groups,
+        audit=AuditLog(path=settings.envbot_audit_file),
+    )

@@ -1,0 +1,234 @@
+"""The real Bolt app over real HTTP: signed slash commands in, acks and response_url follow-ups out."""
+
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
+
+from freezegun import freeze_time
+from slack_sdk.signature import SignatureVerifier
+
+from tests.conftest import ROOT, SIGNING_SECRET, HttpBot, argv_labels, argv_params, http_request
+
+FROZEN = "2026-11-28T11:00:00Z"
+
+
+def test_create_acks_at_once_then_posts_the_workflow_name_in_channel(http_bot: HttpBot, fake_argo) -> None:
+    with freeze_time(FROZEN):
+        ack, path = http_bot.command("create checkout ttl=4h name=checkout-demo")
+        reply = http_bot.reply(path)
+    assert ack.status == 200
+    assert ack.json()["response_type"] == "ephemeral"
+    assert "Submitting `checkout-demo`" in ack.json()["text"]
+
+    (submit,) = fake_argo.submits()
+    assert submit[:6] == ["submit", "--from", "workflowtemplate/env-create-template", "-n", "argo", "-p"]
+    assert argv_params(submit) == {
+        "env_name": "checkout-demo",
+        "service": "checkout",
+        "expires_at": "2026-11-28T15:00:00Z",
+        "requested_by": "U111AAA",
+        "slack_channel": "C111AAA",
+    }
+    assert argv_labels(submit) == {
+        "app.kubernetes.io/managed-by": "envbot",
+        "envbot.dev/env": "checkout-demo",
+        "envbot.dev/action": "create",
+        "envbot.dev/service": "checkout",
+        "envbot.dev/requested-by": "U111AAA",
+        "envbot.dev/channel": "C111AAA",
+    }
+    assert submit[-2:] == ["-o", "name"]
+
+    (workflow,) = fake_argo.workflows()
+    name = workflow["metadata"]["name"]
+    assert reply["response_type"] == "in_channel"
+    assert f"`{name}`" in reply["text"]
+    assert "`checkout-demo`" in reply["text"] and "`checkout`" in reply["text"]
+    epoch = int(datetime(2026, 11, 28, 15, tzinfo=UTC).timestamp())
+    assert f"<!date^{epoch}^" in reply["text"]
+    assert "2026-11-28T15:00:00Z" in reply["text"]
+
+
+def test_create_without_name_derives_one_from_the_service(http_bot: HttpBot, fake_argo) -> None:
+    with freeze_time(FROZEN):
+        _, path = http_bot.command("create payments")
+        reply = http_bot.reply(path)
+    params = argv_params(fake_argo.submits()[0])
+    assert re.fullmatch(r"payments-[a-z0-9]{5}", params["env_name"])
+    assert params["expires_at"] == "2026-11-28T15:00:00Z"  # default ttl 4h
+    assert params["env_name"] in reply["text"]
+
+
+def test_destroy_by_owner_submits_destroy_template(http_bot: HttpBot, fake_argo) -> None:
+    _, created = http_bot.command("create checkout name=checkout-demo")
+    http_bot.reply(created)
+    ack, path = http_bot.command("destroy checkout-demo")
+    reply = http_bot.reply(path)
+    assert ack.status == 200 and "destroy of `checkout-demo`" in ack.json()["text"]
+    destroy = fake_argo.submits()[-1]
+    assert destroy[:4] == ["submit", "--from", "workflowtemplate/env-destroy-template", "-n"]
+    assert argv_params(destroy) == {"env_name": "checkout-demo", "requested_by": "U111AAA"}
+    assert argv_labels(destroy)["envbot.dev/action"] == "destroy"
+    assert reply["response_type"] == "in_channel"
+    destroy_workflow = next(w for w in fake_argo.workflows() if "destroy" in w["metadata"]["name"])
+    assert destroy_workflow["metadata"]["name"] in reply["text"]
+
+
+def test_help_and_bad_input_answer_in_the_ack_and_run_nothing(http_bot: HttpBot, fake_argo) -> None:
+    cases = {
+        "": "envbot* gives you",
+        "help": "envbot* gives you",
+        "launch checkout": "I don't know the command `launch`",
+        "create": "Tell me which service",
+        "create checkout extra": "Unexpected `extra`",
+        "create checkout colour=red": "`colour=` is not an option of `create`",
+        "create checkout ttl=5m": "between 15m and 7d",
+        "create checkout ttl=8d": "between 15m and 7d",
+        "create checkout ttl=soon": "is not a duration",
+        "create Checkout": "Did you mean `checkout`?",
+        "create checkout name=kube-system": "reserved for the cluster",
+        "create checkout name=argo": "system or reserved namespace",
+        "create checkout;reboot": "`;` is not allowed",
+        "create $(id)": "`$` is not allowed",
+        "create \u0441heckout": "U+0441",  # Cyrillic es
+        "create checkout ttl\u20144h": "U+2014",
+        "create " + "a" * 500: "characters long",
+        "destroy": "Tell me which environment",
+        "destroy default": "system or reserved namespace",
+    }
+    for text, expected in cases.items():
+        ack, _path = http_bot.command(text)
+        assert ack.status == 200, text
+        body = ack.json()
+        assert body["response_type"] == "ephemeral", text
+        assert expected in body["text"], (text, body["text"])
+        if "gives you" not in expected:
+            assert "Usage" in body["text"], text
+    time.sleep(0.3)
+    assert fake_argo.calls() == []
+    assert not [r for r in http_bot.slack.received if r.path.startswith("/response/")]
+
+
+def test_missing_template_is_explained_and_the_bot_keeps_serving(http_bot: HttpBot, fake_argo) -> None:
+    fake_argo.configure(templates_dir="/nonexistent")
+    _, path = http_bot.command("create checkout")
+    reply = http_bot.reply(path)
+    assert reply["response_type"] == "ephemeral"
+    assert "WorkflowTemplate env-create-template is not installed in namespace argo" in reply["text"]
+    assert "Traceback" not in reply["text"]
+    fake_argo.configure()
+    _, path = http_bot.command("create checkout")
+    assert http_bot.reply(path)["response_type"] == "in_channel"
+
+
+def test_wrong_namespace_reads_as_template_missing(http_bot_factory, fake_argo) -> None:
+    bot = http_bot_factory(argo_namespace="workflows")
+    _, path = bot.command("create checkout")
+    assert "not installed in namespace workflows" in bot.reply(path)["text"]
+
+
+def test_invalid_argument_is_reported_by_its_code(http_bot: HttpBot, fake_argo, tmp_path) -> None:
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    text = (ROOT / "argo/workflowtemplates/env-create-template.yaml").read_text()
+    (templates / "create.yaml").write_text(
+        text.replace('- name: slack_channel\n        value: ""', "- name: slack_channel\n      - name: team")
+    )
+    fake_argo.configure(templates_dir=str(templates))
+    _, path = http_bot.command("create checkout")
+    reply = http_bot.reply(path)
+    assert "Argo refused the request as invalid: spec.arguments.team.value or" in reply["text"]
+    assert reply["response_type"] == "ephemeral"
+
+
+def test_argo_failures_become_plain_language(http_bot: HttpBot, fake_argo) -> None:
+    expectations = {
+        "empty": "printed nothing",
+        "garbage": "printed output that is not a workflow name",
+        "unavailable": "could not reach the cluster",
+        "forbidden": "(RBAC)",
+    }
+    for mode, expected in expectations.items():
+        fake_argo.configure(mode=mode)
+        _, path = http_bot.command(f"create checkout name=checkout-{mode}")
+        reply = http_bot.reply(path)
+        assert expected in reply["text"], (mode, reply["text"])
+        assert reply["response_type"] == "ephemeral"
+        assert "Traceback" not in reply["text"] and "xoxb" not in reply["text"]
+        http_bot.slack.received.clear()
+
+
+def test_missing_argo_binary(http_bot_factory) -> None:
+    bot = http_bot_factory(argo_bin="/nonexistent/argo")
+    _, path = bot.command("create checkout")
+    reply = bot.reply(path)
+    assert "The argo CLI was not found (ARGO_BIN=/nonexistent/argo)" in reply["text"]
+
+
+def test_hanging_argo_is_killed_after_the_timeout(http_bot_factory, fake_argo) -> None:
+    bot = http_bot_factory(argo_timeout=1)
+    fake_argo.configure(mode="hang")
+    ack, path = bot.command("create checkout")
+    assert ack.status == 200
+    reply = bot.reply(path)
+    assert "did not answer within 1 s and was stopped" in reply["text"]
+    for pid in fake_argo.pids():
+        assert not _alive(pid), "the argo process was left running"
+    fake_argo.configure()
+    _, path = bot.command("create checkout")
+    assert bot.reply(path)["response_type"] == "in_channel"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_bad_signature_stale_or_missing_headers_get_401_and_run_nothing(http_bot: HttpBot, fake_argo) -> None:
+    form, _ = http_bot.command_form("create checkout")
+    body = urlencode(form)
+    now = int(time.time())
+    assert http_bot.post(body, secret="not-the-secret").status == 401
+    assert http_bot.post(body, timestamp=str(now - 301)).status == 401
+    assert http_bot.post(body, signature="v0=" + "0" * 64).status == 401
+    assert http_bot.post(body, headers={"Content-Type": "application/x-www-form-urlencoded"}).status == 401
+    stamp = str(now)  # a valid signature of the original body, sent with a tampered body
+    good = SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=stamp, body=body)
+    assert http_bot.post(body.replace("checkout", "payments"), timestamp=stamp, signature=good).status == 401
+    time.sleep(0.3)
+    assert fake_argo.calls() == []
+
+
+def test_healthz_and_unknown_paths(http_bot: HttpBot) -> None:
+    health = http_request(f"{http_bot.url}/healthz")
+    assert health.status == 200 and health.body == "ok\n"
+    assert http_request(f"{http_bot.url}/nope").status == 404
+
+
+def test_burst_of_slow_commands_every_ack_fast_every_follow_up_delivered(http_bot: HttpBot, fake_argo) -> None:
+    fake_argo.configure(delay=1.5)
+    texts = [f"create svc{i} name=env-{i}" for i in range(30)]
+    users = [f"U{i:03d}BURST" for i in range(30)]
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        results = list(pool.map(http_bot.command, texts, users))
+    for ack, _ in results:
+        assert ack.status == 200
+        assert ack.elapsed < 3.0, f"ack took {ack.elapsed:.2f}s"
+    for i, (_, path) in enumerate(results):
+        reply = http_bot.reply(path, timeout=120)
+        assert reply["response_type"] == "in_channel", reply
+        assert f"`env-{i}`" in reply["text"]
+    assert len(fake_argo.submits()) == 30
+
+
+def test_expiry_uses_the_moment_the_command_was_handled(http_bot: HttpBot, fake_argo) -> None:
+    with freeze_time("2026-12-31T23:30:00Z"):
+        _, path = http_bot.command("create checkout ttl=1d12h name=new-year")
+        http_bot.reply(path)
+    expected = datetime(2026, 12, 31, 23, 30, tzinfo=UTC) + timedelta(days=1, hours=12)
+    assert argv_params(fake_argo.submits()[0])["expires_at"] == expected.strftime("%Y-%m-%dT%H:%M:%SZ")
