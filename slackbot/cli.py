@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from slackbot.slack.runtime import Runtime  # imported here so the console starts without Slack wiring
 
-    mode = args.mode or ("socket" if settings.slack_app_token else "http")
+    mode = args.mode or settings.default_mode
     runtime = Runtime(settings, mode, port=args.port)
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -70,12 +70,8 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
     source = settings.envbot_policy or "built-in defaults"
     catalog = "any service" if policy.services is None else f"{len(policy.services)} services"
     print(f"policy: ok ({source}; {catalog}; quota {policy.quotas.per_user} per user)")
-    mode = "socket" if settings.slack_app_token else "http"
-    missing = [
-        name.upper()
-        for name in ("slack_bot_token", "slack_app_token" if mode == "socket" else "slack_signing_secret")
-        if getattr(settings, name) is None
-    ]
+    mode = settings.default_mode
+    missing = [name.upper() for name in settings.secrets_for(mode) if not settings.is_set(name)]
     print(f"slack: {mode} mode" + (f", missing {', '.join(missing)}" if missing else ", tokens present"))
     try:
         version = build_orchestrator(settings).version()

@@ -34,11 +34,21 @@ class Settings(BaseSettings):
     group_cache_seconds: float = Field(default=300.0, ge=0, le=86400)
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
-    def require(self, *names: str) -> None:
-        """Stop with one line naming the first missing secret a mode needs."""
-        for name in names:
-            value = getattr(self, name)
-            if value is None or not value.get_secret_value().strip():
+    def is_set(self, name: str) -> bool:
+        value = getattr(self, name)
+        return value is not None and bool(value.get_secret_value().strip())
+
+    @property
+    def default_mode(self) -> str:
+        return "socket" if self.is_set("slack_app_token") else "http"
+
+    def secrets_for(self, mode: str) -> tuple[str, str]:
+        return ("slack_bot_token", "slack_app_token" if mode == "socket" else "slack_signing_secret")
+
+    def require(self, mode: str) -> None:
+        """Stop with one line naming the first missing secret the mode needs."""
+        for name in self.secrets_for(mode):
+            if not self.is_set(name):
                 raise ConfigError(f"{name.upper()} is not set; see .env.example")
 
 

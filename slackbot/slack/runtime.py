@@ -51,7 +51,7 @@ class Runtime:
         runner: Runner = run_process,
         clock: Clock = utc_now,
     ) -> None:
-        settings.require("slack_bot_token", "slack_app_token" if mode == "socket" else "slack_signing_secret")
+        settings.require(mode)
         self.settings = settings
         self.mode = mode
         self.client = _web_client(settings)

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
+from label_selectors import matches  # run as a script: its folder is on sys.path
 
 STATE = Path(os.environ["FAKE_ARGO_STATE"])
 OUTPUTS = ("name", "json", "yaml", "wide")
@@ -222,29 +223,7 @@ def _get(flags: dict[str, list[str]], positional: list[str]) -> int:
 
 
 def _matches(selector: str, workflow: dict) -> bool:
-    labels = workflow["metadata"].get("labels", {})
-    for term in re.findall(r"[^,(]+(?:\([^)]*\))?", selector):
-        term = term.strip()
-        if not term:
-            continue
-        if match := re.fullmatch(r"(\S+)\s+(in|notin)\s+\(([^)]*)\)", term):
-            key, op, values = match.group(1), match.group(2), {v.strip() for v in match.group(3).split(",")}
-            if (labels.get(key) in values) != (op == "in"):
-                return False
-        elif "!=" in term:
-            key, value = term.split("!=", 1)
-            if labels.get(key) == value:
-                return False
-        elif "=" in term:
-            key, value = term.replace("==", "=").split("=", 1)
-            if labels.get(key) != value:
-                return False
-        elif term.startswith("!"):
-            if term[1:] in labels:
-                return False
-        elif term not in labels:
-            return False
-    return True
+    return matches(selector, workflow["metadata"].get("labels", {}))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,147 @@
+"""The `envbot` command line as operators run it: serve, console, check, and start-up errors."""
+
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import BOT_TOKEN, SIGNING_SECRET, FakeArgo, http_request
+from tests.fakes.slack_api import FakeSlack
+
+
+def envbot(*args: str, env: dict[str, str] | None = None, stdin: str | None = None, cwd: Path | None = None):
+    return subprocess.run(
+        [sys.executable, "-m", "slackbot", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        timeout=60,
+    )
+
+
+def test_console_script_is_installed() -> None:
+    script = Path(sys.executable).parent / "envbot"
+    result = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=True)
+    assert result.stdout.startswith("envbot ")
+
+
+def test_console_dry_run_prints_pasteable_argv_and_the_reply(tmp_path: Path) -> None:
+    result = envbot("console", "--dry-run", "/env create checkout ttl=4h name=checkout-demo", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    submit = next(line for line in lines if line.startswith("$ argo submit"))
+    argv = shlex.split(submit[2:])
+    assert argv[:6] == ["argo", "submit", "--from", "workflowtemplate/env-create-template", "-n", "argo"]
+    assert "env_name=checkout-demo" in argv and "service=checkout" in argv
+    assert any(a.startswith("expires_at=") and a.endswith("Z") for a in argv)
+    assert argv[-2:] == ["-o", "name"]
+    assert any("requested environment `checkout-demo`" in line for line in lines)
+    assert "Dry run: nothing was submitted" in result.stdout
+
+
+def test_console_reads_stdin_and_a_later_destroy_finds_its_create(tmp_path: Path) -> None:
+    script = "# a comment\n/env create checkout name=co-demo\ndestroy co-demo\n/env bogus\n"
+    result = envbot("console", "--dry-run", stdin=script, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "$ argo submit --from workflowtemplate/env-destroy-template" in result.stdout
+    assert "requested destroy of environment `co-demo`" in result.stdout
+    assert "I don't know the command `bogus`" in result.stdout
+    assert "$ argo list -n argo -l app.kubernetes.io/managed-by=envbot,envbot.dev/env=co-demo" in result.stdout
+
+
+def test_console_without_dry_run_runs_the_real_argo_path(tmp_path: Path, fake_argo: FakeArgo) -> None:
+    result = envbot("console", "create checkout name=co-real", env={"ARGO_BIN": str(fake_argo.bin)}, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (workflow,) = fake_argo.workflows()
+    assert workflow["metadata"]["name"] in result.stdout
+    assert "[visible to the channel]" in result.stdout
+
+
+def test_missing_and_malformed_settings_stop_start_up_with_one_line(tmp_path: Path) -> None:
+    result = envbot("serve", "--mode", "http", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "envbot: SLACK_BOT_TOKEN is not set; see .env.example"
+
+    result = envbot("serve", "--mode", "http", env={"SLACK_BOT_TOKEN": BOT_TOKEN}, cwd=tmp_path)
+    assert result.stderr.strip() == "envbot: SLACK_SIGNING_SECRET is not set; see .env.example"
+
+    result = envbot("serve", "--mode", "socket", env={"SLACK_BOT_TOKEN": BOT_TOKEN}, cwd=tmp_path)
+    assert result.stderr.strip() == "envbot: SLACK_APP_TOKEN is not set; see .env.example"
+
+    result = envbot("console", "help", env={"ARGO_TIMEOUT": "soon"}, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("envbot: ARGO_TIMEOUT is invalid:")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+    result = envbot("console", "help", env={"ARGO_NAMESPACE": "Not_A_Namespace"}, cwd=tmp_path)
+    assert result.stderr.startswith("envbot: ARGO_NAMESPACE is invalid:")
+
+
+def test_dotenv_file_is_read(tmp_path: Path, fake_argo: FakeArgo) -> None:
+    (tmp_path / ".env").write_text(f"ARGO_BIN={fake_argo.bin}\nARGO_NAMESPACE=argo\n")
+    result = envbot("check", cwd=tmp_path)
+    assert "argo: ok (argo: v3.7.18)" in result.stdout
+
+
+def test_check_reports_each_part(tmp_path: Path, fake_argo: FakeArgo) -> None:
+    ok = envbot(
+        "check",
+        env={"ARGO_BIN": str(fake_argo.bin), "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET},
+        cwd=tmp_path,
+    )
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "policy: ok (built-in defaults; any service; quota 10 per user)" in ok.stdout
+    assert "slack: http mode, tokens present" in ok.stdout
+    assert BOT_TOKEN not in ok.stdout + ok.stderr
+
+    missing = envbot("check", env={"ARGO_BIN": str(tmp_path / "nope")}, cwd=tmp_path)
+    assert missing.returncode == 1
+    assert "argo: The argo CLI was not found" in missing.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_serve_http_runs_until_sigterm(tmp_path: Path, fake_argo: FakeArgo, fake_slack: FakeSlack) -> None:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": fake_slack.api_url,
+        "ARGO_BIN": str(fake_argo.bin),
+        "HOST": "127.0.0.1",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "slackbot", "serve", "--mode", "http", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if http_request(f"http://127.0.0.1:{port}/healthz").status == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "envbot serve never became healthy"
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "envbot stopped" in err
+    assert BOT_TOKEN not in out + err and SIGNING_SECRET not in out + err

@@ -1,0 +1,135 @@
+"""Unit tests for the command grammar, names, TTL parsing and expires_at under a frozen clock."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from freezegun import freeze_time
+
+from slackbot.argo_cli import ArgoCliOrchestrator, DryRunRunner
+from slackbot.bot import EnvBot
+from slackbot.commands import CreateCommand, DestroyCommand, HelpCommand, parse
+from slackbot.durations import format_duration, parse_duration
+from slackbot.errors import UsageError
+from slackbot.names import derive_env_name, is_dns_label, reserved_reason
+from slackbot.spec import Actor, EnvironmentSpec
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("30m", timedelta(minutes=30)),
+        ("4h", timedelta(hours=4)),
+        ("90m", timedelta(minutes=90)),
+        ("2h30m", timedelta(hours=2, minutes=30)),
+        ("1d", timedelta(days=1)),
+        ("1d12h", timedelta(days=1, hours=12)),
+        ("4H", timedelta(hours=4)),
+    ],
+)
+def test_durations(text: str, expected: timedelta) -> None:
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "4", "h", "4x", "30m4h", "1.5h", "-4h", "4h 30m", "1w"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(ValueError, match="is not a duration"):
+        parse_duration(text)
+
+
+def test_duration_round_trip() -> None:
+    assert format_duration(parse_duration("90m")) == "1h30m"
+    assert format_duration(timedelta(days=1, hours=12)) == "1d12h"
+
+
+def test_parse_create_with_options() -> None:
+    assert parse("create checkout ttl=2h30m name=co-demo") == CreateCommand(
+        service="checkout", ttl=timedelta(hours=2, minutes=30), name="co-demo"
+    )
+    assert parse("  CREATE   checkout  ") == CreateCommand(service="checkout")
+
+
+def test_parse_destroy_and_help() -> None:
+    assert parse("destroy co-demo") == DestroyCommand(env_name="co-demo")
+    assert parse("") == HelpCommand()
+    assert parse("help") == HelpCommand()
+    assert parse("help create") == HelpCommand()
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "topic"),
+    [
+        ("deploy checkout", "I don't know the command `deploy`", None),
+        ("destory checkout", "Did you mean `destroy`?", None),
+        ("create", "Tell me which service", "create"),
+        ("create a b", "Unexpected `b`", "create"),
+        ("create checkout ttl=", "`ttl=` needs a value", "create"),
+        ("create checkout ttl=1h ttl=2h", "given twice", "create"),
+        ("create checkout size=xl", "Known options: `name=`, `ttl=`", "create"),
+        ("create checkout ttk=1h", "Did you mean `ttl`?", "create"),
+        ("create 9lives", "is not valid", "create"),
+        ("create checkout-", "is not valid", "create"),
+        ("create " + "a" * 64, "at most 63 characters", "create"),
+        ("create check_out", "is not valid", "create"),
+        ("create checkout name=Demo", "Did you mean `demo`?", "create"),
+        ("destroy a b", "takes one environment", "destroy"),
+        ("destroy x ttl=1h", "not an option of `destroy`", "destroy"),
+        ("create checkout | sh", "`|` is not allowed", None),
+        ("create `id`", "is not allowed", None),
+        ("create checkout &amp;&amp; reboot", "`&` is not allowed", None),
+        ("create {{workflow.name}}", "`{` is not allowed", None),
+        ("create check\x00out", "control character", None),
+        ("create checkout ttl=4h\u00a0", "U+00A0", None),
+        ("create checkout \u201cname=x\u201d", "curled a quote", None),
+        ("x" * 401, "the limit is 400", None),
+    ],
+)
+def test_usage_errors(text: str, message: str, topic: str | None) -> None:
+    with pytest.raises(UsageError) as caught:
+        parse(text)
+    assert message in caught.value.user_message
+    assert caught.value.topic == topic
+
+
+def test_names() -> None:
+    assert is_dns_label("a") and is_dns_label("checkout-2") and is_dns_label("a" * 63)
+    assert not any(is_dns_label(n) for n in ("", "1a", "a-", "A", "a.b", "a" * 64, "a_b"))
+    assert reserved_reason("default") and reserved_reason("kube-system") and reserved_reason("kube-anything")
+    assert reserved_reason("extra", ["extra"])
+    assert reserved_reason("checkout") is None
+
+
+def test_derived_name_stays_a_label_for_long_services() -> None:
+    name = derive_env_name("s" * 63, lambda: "abcde")
+    assert len(name) == 63 and is_dns_label(name) and name.endswith("-abcde")
+    assert derive_env_name("checkout", lambda: "x7k2p") == "checkout-x7k2p"
+
+
+def test_spec_rejects_invalid_values() -> None:
+    moment = datetime(2026, 11, 28, 15, tzinfo=UTC)
+    with pytest.raises(ValueError):
+        EnvironmentSpec(env_name="Bad", service="checkout", expires_at=moment)
+    with pytest.raises(ValueError):
+        EnvironmentSpec(env_name="ok", service="checkout", expires_at=moment.replace(tzinfo=None))
+    with pytest.raises(ValueError):
+        EnvironmentSpec(env_name="ok", service="checkout", expires_at=moment, requested_by="u1; rm")
+
+
+@freeze_time("2026-11-28T11:00:00.750Z")
+def test_expires_at_is_now_plus_ttl_in_whole_utc_seconds() -> None:
+    runner = DryRunRunner()
+    bot = EnvBot(ArgoCliOrchestrator("argo", "argo", 5, runner), suffix=lambda: "abcde")
+    replies = bot.handle("create checkout ttl=4h", Actor(user_id="U1A", channel_id="C1A"))
+    submit = next(argv for argv in runner.argvs if "submit" in argv)
+    assert "expires_at=2026-11-28T15:00:00Z" in submit
+    assert "env_name=checkout-abcde" in submit
+    assert "2026-11-28T15:00:00Z" in replies[-1].text
+
+
+@freeze_time("2026-11-28T23:50:00Z")
+def test_default_ttl_crosses_midnight() -> None:
+    runner = DryRunRunner()
+    bot = EnvBot(ArgoCliOrchestrator("argo", "argo", 5, runner), suffix=lambda: "abcde")
+    bot.handle("create checkout", Actor(user_id="U1A"))
+    submit = next(argv for argv in runner.argvs if "submit" in argv)
+    assert "expires_at=2026-11-29T03:50:00Z" in submit
+    assert not any(arg.startswith("slack_channel=") for arg in submit)

@@ -1,0 +1,80 @@
+"""Socket Mode end to end: the real SocketModeHandler against a local WebSocket stand-in."""
+
+from collections.abc import Iterator
+
+import pytest
+
+from slackbot.slack.runtime import Runtime
+from tests.conftest import APP_TOKEN, FakeArgo, argv_params, http_request, make_settings
+from tests.fakes.slack_api import FakeSlack
+from tests.fakes.socket_mode import FakeSocketMode
+
+
+@pytest.fixture
+def socket_bot(fake_argo: FakeArgo, fake_slack: FakeSlack) -> Iterator[tuple[Runtime, FakeSocketMode]]:
+    server = FakeSocketMode()
+    fake_slack.socket_url = server.url
+    runtime = Runtime(make_settings(fake_argo, fake_slack, slack_app_token=APP_TOKEN), mode="socket", port=0)
+    runtime.start()
+    server.wait_connected()
+    yield runtime, server
+    runtime.stop()
+    server.stop()
+
+
+def envelope(envelope_id: str, text: str, response_url: str) -> dict:
+    payload = {
+        "token": "deprecated",
+        "team_id": "T111",
+        "team_domain": "example",
+        "channel_id": "C222BBB",
+        "channel_name": "qa",
+        "user_id": "U222BBB",
+        "user_name": "qa-person",
+        "command": "/env",
+        "text": text,
+        "api_app_id": "A111",
+        "response_url": response_url,
+        "trigger_id": f"111.222.{envelope_id}",
+    }
+    return {"envelope_id": envelope_id, "payload": payload, "type": "slash_commands", "accepts_response_payload": True}
+
+
+def test_create_over_socket_mode_acks_on_the_socket_then_responds(socket_bot, fake_slack, fake_argo) -> None:
+    runtime, server = socket_bot
+    (opened,) = fake_slack.requests("/api/apps.connections.open")
+    assert opened.headers["Authorization"] == f"Bearer {APP_TOKEN}"
+    assert http_request(f"http://127.0.0.1:{runtime.port}/healthz").status == 200
+
+    server.send(envelope("env-1", "create checkout ttl=2h name=qa-checkout", fake_slack.response_url("s1")))
+    ack = server.wait_ack("env-1")
+    assert ack["payload"]["response_type"] == "ephemeral"
+    assert "Submitting `qa-checkout`" in ack["payload"]["text"]
+
+    reply = fake_slack.wait_for("/response/s1")[0].body
+    assert reply["response_type"] == "in_channel"
+    (workflow,) = fake_argo.workflows()
+    assert workflow["metadata"]["name"] in reply["text"]
+    params = argv_params(fake_argo.submits()[0])
+    assert params["requested_by"] == "U222BBB" and params["slack_channel"] == "C222BBB"
+
+
+def test_bad_input_over_socket_mode_is_answered_in_the_ack(socket_bot, fake_slack, fake_argo) -> None:
+    _, server = socket_bot
+    server.send(envelope("env-2", "destroy kube-system", fake_slack.response_url("s2")))
+    ack = server.wait_ack("env-2")
+    assert "reserved for the cluster" in ack["payload"]["text"]
+    assert ack["payload"]["response_type"] == "ephemeral"
+    assert fake_argo.calls() == []
+
+
+def test_health_reports_unavailable_after_stop(fake_argo, fake_slack) -> None:
+    server = FakeSocketMode()
+    fake_slack.socket_url = server.url
+    runtime = Runtime(make_settings(fake_argo, fake_slack, slack_app_token=APP_TOKEN), mode="socket", port=0)
+    runtime.start()
+    server.wait_connected()
+    assert runtime.healthy()
+    runtime.stop()
+    assert not runtime.healthy()
+    server.stop()
