@@ -16,7 +16,7 @@ from functools import partial
 from slackbot import replies
 from slackbot.audit import AuditLog, AuditRecord, Decision, Outcome
 from slackbot.clock import Clock, utc_now
-from slackbot.commands import CreateCommand, DestroyCommand, HelpCommand, parse
+from slackbot.commands import CreateCommand, DestroyCommand, HelpCommand, parse, redact
 from slackbot.environments import Environment, environments
 from slackbot.errors import EnvbotError, OrchestratorError, PolicyDenied, UsageError
 from slackbot.groups import GroupDirectory, GroupLookupError, NoGroups
@@ -210,7 +210,7 @@ class EnvBot:
                 time=request.received_at,
                 user=request.actor.user_id,
                 channel=request.actor.channel_id,
-                command=request.text[:500],
+                command=redact(request.text)[:500],
                 action=action,
                 decision=decision,
                 reason=reason,
@@ -223,7 +223,7 @@ class EnvBot:
 
 
 def _over_quota(what: str, limit: int, envs: list[Environment]) -> str:
-    listed = ", ".join(f"`{env.name}`" for env in envs)
+    listed = ", ".join(f"`{env.name}`" for env in sorted(envs, key=lambda env: env.name))
     return f"{what} (limit {limit}): {listed}. Free one with `/env destroy <name>` and try again."
 
 

@@ -14,6 +14,8 @@ from slackbot.errors import UsageError
 from slackbot.names import check_label
 
 MAX_TEXT = 400
+# Slack token shapes (bot, user, app-level, refresh, config); people paste them by mistake.
+_TOKEN = re.compile(r"x(?:ox[abpeor]|app)-[A-Za-z0-9-]+", re.IGNORECASE)
 SHELL_CHARACTERS = frozenset(";|&$`<>(){}[]\\'\"*?!#~^%,@")
 
 USAGE = {
@@ -62,9 +64,16 @@ def parse(text: str) -> Command:
     return parser(positional, options)
 
 
+def redact(text: str) -> str:
+    """The command text with anything token-shaped blanked, for logs and audit records."""
+    return _TOKEN.sub("[redacted]", text)
+
+
 def _clean(text: str) -> str:
     # Slack escapes &, < and > in command text; undo that before judging characters.
     text = html.unescape(text)
+    if _TOKEN.search(text):
+        raise UsageError("That looks like a Slack token, so I ran nothing. If it is real, revoke it now.")
     if len(text) > MAX_TEXT:
         raise UsageError(f"That command is {len(text)} characters long; the limit is {MAX_TEXT}.")
     for char in text:

@@ -30,7 +30,8 @@ class Environment(BaseModel):
 
 def environments(records: Iterable[WorkflowRecord]) -> dict[str, Environment]:
     """Fold workflow history into one Environment per name, from its latest create."""
-    records = sorted(records, key=lambda r: r.created_at)
+    # creationTimestamp has whole seconds; within one second, a destroy is taken to follow the create.
+    records = sorted(records, key=lambda r: (r.created_at, r.action == "destroy"))
     latest_create: dict[str, WorkflowRecord] = {}
     destroyed_after: dict[str, bool] = {}
     for record in records:

@@ -98,7 +98,8 @@ class Runtime:
         self._stopping.set()
         if self.socket is not None:
             self.socket.close()
-        self.server.shutdown()
+        if self._thread is not None:  # shutdown() waits for serve_forever, so only if it ran
+            self.server.shutdown()
         self.server.server_close()
         self.workers.shutdown()
         log.info("envbot stopped")
