@@ -18,7 +18,7 @@ from slackbot.audit import AuditLog, AuditRecord, Decision, Outcome
 from slackbot.clock import Clock, utc_now
 from slackbot.commands import CreateCommand, DestroyCommand, HelpCommand, parse, redact
 from slackbot.environments import Environment, environments
-from slackbot.errors import EnvbotError, OrchestratorError, PolicyDenied, UsageError
+from slackbot.errors import EnvbotError, PolicyDenied, UsageError
 from slackbot.groups import GroupDirectory, GroupLookupError, NoGroups
 from slackbot.locks import KeyedLocks
 from slackbot.names import RandomSuffix, derive_env_name, random_suffix
@@ -183,7 +183,7 @@ class EnvBot:
         except PolicyDenied as error:
             self._audit(request, action, "refused", reason=error.user_message, env=env_name)
             return replies.refused(error)
-        except (OrchestratorError, EnvbotError) as error:
+        except EnvbotError as error:
             self._audit(request, action, "allowed", reason=error.user_message, env=env_name, outcome="failed")
             return replies.failed(action, env_name, error)
         except Exception:

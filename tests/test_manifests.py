@@ -244,6 +244,8 @@ def test_shipped_policy_example_is_valid(tmp_path: Path) -> None:
     policy = load_policy(path)
     assert policy.services and "checkout" in policy.services
     assert policy.oncall_groups and policy.admins
+    documented = (ROOT / "docs/policy.example.yaml").read_text()
+    assert documented.split("\n", 1)[1] == configmap["data"]["policy.yaml"], "docs example and ConfigMap differ"
 
 
 def test_slack_app_manifest_declares_the_command_scopes_and_socket_mode() -> None:

@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
+import pytest
 from freezegun import freeze_time
 from slack_sdk.signature import SignatureVerifier
 
@@ -232,3 +233,14 @@ def test_expiry_uses_the_moment_the_command_was_handled(http_bot: HttpBot, fake_
         http_bot.reply(path)
     expected = datetime(2026, 12, 31, 23, 30, tzinfo=UTC) + timedelta(days=1, hours=12)
     assert argv_params(fake_argo.submits()[0])["expires_at"] == expected.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_stopping_delivers_follow_ups_already_in_flight(http_bot_factory, fake_argo) -> None:
+    bot = http_bot_factory()
+    fake_argo.configure(delay=1.0)
+    ack, path = bot.command("create checkout name=draining")
+    assert ack.status == 200
+    bot.runtime.stop()  # what SIGTERM does: stop taking commands, finish queued work
+    assert bot.reply(path, timeout=1)["response_type"] == "in_channel"
+    with pytest.raises(OSError):  # no longer listening
+        http_request(f"{bot.url}/healthz")

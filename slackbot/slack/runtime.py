@@ -67,6 +67,7 @@ class Runtime:
             )
         slack_handler = SlackRequestHandler(self.app) if mode == "http" else None
         self._stopping = threading.Event()
+        self._stopped = False
         wsgi = _wsgi(slack_handler, self.healthy)
         self.server = make_server(
             settings.host,
@@ -95,6 +96,9 @@ class Runtime:
 
     def stop(self) -> None:
         """Stop taking commands, then let queued work finish and deliver its follow-ups."""
+        if self._stopped:
+            return
+        self._stopped = True
         self._stopping.set()
         if self.socket is not None:
             self.socket.close()
