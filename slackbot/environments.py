@@ -38,8 +38,8 @@ def environments(records: Iterable[WorkflowRecord]) -> dict[str, Environment]:
         if record.action == "create":
             latest_create[record.env_name] = record
             destroyed_after[record.env_name] = False
-        elif record.env_name in latest_create:
-            destroyed_after[record.env_name] = True
+        elif record.env_name in latest_create and record.phase not in FAILED_PHASES:
+            destroyed_after[record.env_name] = True  # a failed destroy may have left it standing
     return {
         name: Environment(
             name=name,

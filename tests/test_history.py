@@ -74,6 +74,11 @@ def test_environments_fold_latest_create_and_later_destroys() -> None:
     assert found["c"].is_live(T0) and not found["c"].is_live(T0 + timedelta(minutes=2))  # expired
 
 
+def test_a_failed_destroy_leaves_the_environment_standing() -> None:
+    found = environments([record("create", "a", 0, requested_by="U1"), record("destroy", "a", 10, phase="Failed")])
+    assert not found["a"].destroyed and found["a"].is_live(T0)
+
+
 def test_a_destroy_in_the_same_second_follows_the_create() -> None:
     found = environments([record("destroy", "a", 0), record("create", "a", 0, requested_by="U1")])
     assert found["a"].destroyed

@@ -176,9 +176,15 @@ def test_templates_are_bounded_and_pinned(name: str, spec: dict[str, Any]) -> No
         assert "{{" not in t["script"]["source"], f"{name}: parameter substituted into shell source"
 
 
-def test_create_template_keeps_ownership_workflows_past_the_longest_ttl() -> None:
-    ttl = template(CREATE_TEMPLATE)["spec"]["ttlStrategy"]["secondsAfterSuccess"]
-    assert ttl > load_policy(None).ttl.max.total_seconds()
+def test_history_outlives_the_environments_it_describes() -> None:
+    kept = {
+        name: template(name)["spec"]["ttlStrategy"]["secondsAfterSuccess"]
+        for name in (CREATE_TEMPLATE, DESTROY_TEMPLATE, EXTEND_TEMPLATE)
+    }
+    assert kept[CREATE_TEMPLATE] > load_policy(None).ttl.max.total_seconds()  # ownership is read from it
+    # If a destroy's record vanished before its create's, the environment would look live again.
+    assert kept[DESTROY_TEMPLATE] >= kept[CREATE_TEMPLATE]
+    assert kept[EXTEND_TEMPLATE] >= kept[CREATE_TEMPLATE]
 
 
 def test_one_mutex_per_environment_across_create_destroy_and_extend() -> None:

@@ -205,6 +205,25 @@ def test_bad_signature_stale_or_missing_headers_get_401_and_run_nothing(http_bot
     assert fake_argo.calls() == []
 
 
+def test_odd_headers_cannot_change_how_a_request_is_handled(http_bot: HttpBot, fake_argo) -> None:
+    form, path = http_bot.command_form("create checkout name=odd-headers")
+    body = urlencode(form)
+    stamp = str(int(time.time()))
+    signature = SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=stamp, body=body)
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": stamp,
+        "X-Slack-Signature": signature,
+        "X-Slack-Bolt-Lazy-Only": "true",
+        "X-Slack-Bolt-Lazy-Function-Name": "env_command",
+    }
+    ack = http_bot.post(body, headers=headers)
+    assert ack.status == 200 and "Submitting `odd-headers`" in ack.json()["text"]
+    assert http_bot.reply(path)["response_type"] == "in_channel"
+    bad = http_bot.post(body, headers=headers | {"X-Slack-Request-Timestamp": "soon"})
+    assert bad.status == 401
+
+
 def test_healthz_and_unknown_paths(http_bot: HttpBot) -> None:
     health = http_request(f"{http_bot.url}/healthz")
     assert health.status == 200 and health.body == "ok\n"

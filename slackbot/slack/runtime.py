@@ -145,6 +145,12 @@ def _first_words(error: Exception) -> str:
 
 def _wsgi(slack: SlackRequestHandler | None, healthy: Callable[[], bool]) -> Callable[..., Iterable[bytes]]:
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        # Bolt honours x-slack-bolt-* headers (meant for its own FaaS self-calls); they are not signed.
+        for key in [k for k in environ if k.startswith("HTTP_X_SLACK_BOLT_")]:
+            del environ[key]
+        if not environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", "0").isdigit():
+            start_response("401 Unauthorized", [("Content-Type", "application/json")])
+            return [b'{"error": "invalid request"}']  # Bolt would answer 500 for a non-numeric timestamp
         if environ.get("PATH_INFO") == "/healthz":
             ok = healthy()
             start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "text/plain")])
