@@ -75,10 +75,11 @@ class DryRunRunner:
 
     def __call__(self, argv: list[str], timeout: float) -> Completed:
         self.argvs.append(argv)
-        if "submit" in argv:
+        verb = argv[1]
+        if verb == "submit":
             self._submitted.append(_dry_workflow(argv, len(self._submitted)))
             return Completed(0, f"{DRY_RUN_NAME}\n", "")
-        if "version" in argv:
+        if verb == "version":
             return Completed(0, "argo: (dry run)\n", "")
         return Completed(0, json.dumps(self._submitted), "")
 

@@ -4,8 +4,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from slackbot.errors import ConfigError
 from slackbot.slack.runtime import Runtime
-from tests.conftest import APP_TOKEN, FakeArgo, argv_params, http_request, make_settings
+from tests.conftest import APP_TOKEN, BOT_TOKEN, FakeArgo, argv_params, http_request, make_settings
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.socket_mode import FakeSocketMode
 
@@ -78,3 +79,15 @@ def test_health_reports_unavailable_after_stop(fake_argo, fake_slack) -> None:
     runtime.stop()
     assert not runtime.healthy()
     server.stop()
+
+
+def test_a_token_slack_rejects_stops_start_up_with_one_line(fake_argo, fake_slack) -> None:
+    fake_slack.token_valid = False
+    with pytest.raises(ConfigError) as caught:
+        Runtime(make_settings(fake_argo, fake_slack, slack_app_token=APP_TOKEN), mode="socket", port=0)
+    assert caught.value.user_message == "Slack did not accept SLACK_BOT_TOKEN (invalid_auth)."
+    fake_slack.stop()  # Slack unreachable at start-up
+    with pytest.raises(ConfigError) as caught:
+        Runtime(make_settings(fake_argo, fake_slack), mode="http", port=0)
+    assert caught.value.user_message.startswith(f"Could not reach Slack at SLACK_API_URL={fake_slack.api_url}")
+    assert BOT_TOKEN not in caught.value.user_message

@@ -1,6 +1,7 @@
 """Runs the Slack app over HTTP (`POST /slack/events`, `GET /healthz`) or Socket Mode."""
 
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +14,7 @@ from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.error import BoltError
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackClientError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from slackbot.argo_cli import Runner, run_process
@@ -134,13 +136,16 @@ def _bolt_app(settings: Settings, client: WebClient, mode: Mode) -> App:
             request_verification_enabled=mode == "http",
             listener_executor=ThreadPoolExecutor(max_workers=ACK_POOL_SIZE, thread_name_prefix="envbot-ack"),
         )
-    except BoltError as error:
-        raise ConfigError(f"Slack did not accept SLACK_BOT_TOKEN ({_first_words(error)}).") from None
-
-
-def _first_words(error: Exception) -> str:
-    text = str(error)
-    return text.split("\n")[0][:120]
+    except BoltError as error:  # App() checks the token with auth.test
+        code = re.search(r"'error': '(\w+)'", str(error))
+        raise ConfigError(
+            f"Slack did not accept SLACK_BOT_TOKEN ({code.group(1) if code else 'auth.test failed'})."
+        ) from None
+    except (SlackClientError, OSError) as error:
+        raise ConfigError(
+            f"Could not reach Slack at SLACK_API_URL={settings.slack_api_url} to check SLACK_BOT_TOKEN "
+            f"({type(error).__name__})."
+        ) from None
 
 
 def _wsgi(slack: SlackRequestHandler | None, healthy: Callable[[], bool]) -> Callable[..., Iterable[bytes]]:

@@ -23,6 +23,7 @@ class FakeSlack:
         self.groups: dict[str, list[str]] = {}
         self.groups_down = False
         self.socket_url = ""
+        self.token_valid = True
         self._cond = threading.Condition()
         fake = self
 
@@ -106,6 +107,8 @@ class FakeSlack:
     def _answer(self, path: str, body: dict[str, Any]) -> dict[str, Any] | str:
         if path.startswith("/response/"):
             return "ok"
+        if path == "/api/auth.test" and not self.token_valid:
+            return {"ok": False, "error": "invalid_auth"}
         if path == "/api/auth.test":
             return {"ok": True, "team_id": "T111", "user_id": "UBOT", "bot_id": "B111", "url": "https://x/"}
         if path == "/api/apps.connections.open":
