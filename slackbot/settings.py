@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, HttpUrl, SecretStr, ValidationError
+from pydantic import AfterValidator, BeforeValidator, Field, HttpUrl, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from slackbot.errors import ConfigError
@@ -32,7 +32,9 @@ class Settings(BaseSettings):
     envbot_policy: Path | None = None
     envbot_audit_file: Path | None = None
     group_cache_seconds: float = Field(default=300.0, ge=0, le=86400)
-    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    log_level: Annotated[str, BeforeValidator(lambda v: str(v).upper())] = Field(
+        default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$"
+    )
 
     def is_set(self, name: str) -> bool:
         value = getattr(self, name)

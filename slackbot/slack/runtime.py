@@ -35,6 +35,8 @@ ACK_POOL_SIZE = 32
 
 class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
+    # The default backlog of 5 makes a burst's extra connections wait out a 1 s SYN retransmit.
+    request_queue_size = 128
 
 
 class _QuietHandler(WSGIRequestHandler):
