@@ -72,7 +72,7 @@ class EnvBot:
             action = command.action
             if isinstance(command, HelpCommand):
                 self._audit(request, action, "help")
-                return Intake(replies.help_text())
+                return Intake(self._help())
             self.policy.check_channel(actor.channel_id)
             if isinstance(command, CreateCommand):
                 return self._plan_create(request, command)
@@ -88,6 +88,11 @@ class EnvBot:
         """Receive and run to completion in the caller's thread (the console's way)."""
         intake = self.receive(text, actor)
         return [intake.ack] if intake.work is None else [intake.ack, intake.work()]
+
+    def _help(self) -> Reply:
+        ttl = self.policy.ttl
+        services = sorted(self.policy.services) if self.policy.services is not None else None
+        return replies.help_text(ttl.default, ttl.min, ttl.max, services)
 
     # --- create ---------------------------------------------------------------------------------
 

@@ -28,14 +28,19 @@ def slack_date(moment: datetime) -> str:
     return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}> ({rfc3339(moment)})"
 
 
-def help_text() -> Reply:
+def help_text(ttl_default: timedelta, ttl_min: timedelta, ttl_max: timedelta, services: list[str] | None) -> Reply:
+    bounds = (
+        f"between {format_duration(ttl_min)} and {format_duration(ttl_max)}, default {format_duration(ttl_default)}"
+    )
     lines = [
         "*envbot* gives you short-lived Kubernetes environments (one namespace each).",
-        f"• `{USAGE['create']}`: ttl like `30m`, `4h`, `2h30m`, `1d12h` (default 4h)",
-        f"• `{USAGE['destroy']}`",
+        f"• `{USAGE['create']}`: ttl like `30m`, `4h`, `2h30m`, `1d12h` ({bounds})",
+        f"• `{USAGE['destroy']}`: for its owner, admins and on-call",
         f"• `{USAGE['help']}`: this text",
-        "Example: `/env create checkout ttl=4h`",
     ]
+    if services is not None:
+        lines.append("Services: " + (", ".join(f"`{name}`" for name in services) or "none configured"))
+    lines.append("Example: `/env create checkout ttl=4h`")
     return Reply(text="\n".join(lines))
 
 

@@ -135,3 +135,12 @@ def test_extra_reserved_names() -> None:
     with pytest.raises(UsageError, match="`workflows` is a system or reserved namespace"):
         CATALOG.check_env_name("workflows", "workflows")
     CATALOG.check_env_name("checkout-1", "argo")
+
+
+def test_help_shows_the_policy_in_force(tmp_path: Path) -> None:
+    path = write(tmp_path, "ttl: {default: 2h, max: 1d}\nservices: {search: {}, checkout: {}}\n")
+    result = envbot("console", "help", env={"ENVBOT_POLICY": str(path)}, cwd=tmp_path)
+    assert "between 15m and 1d, default 2h" in result.stdout
+    assert "Services: `checkout`, `search`" in result.stdout
+    default = envbot("console", "help", cwd=tmp_path)
+    assert "between 15m and 7d, default 4h" in default.stdout and "Services:" not in default.stdout
