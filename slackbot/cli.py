@@ -52,10 +52,11 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def _console(args: argparse.Namespace, settings: Settings) -> int:
     dry_run = DryRunRunner() if args.dry_run else None
-    bot = build_bot(settings, runner=dry_run or run_process)
-    # On a terminal, audit lines would drown the replies: stderr only when asked for.
-    bot.audit = AuditLog(path=settings.envbot_audit_file, stream=sys.stderr if args.audit else io.StringIO())
-    logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
+    # On a terminal, audit records and INFO logs would drown the replies: only when asked for.
+    audit = AuditLog(path=settings.envbot_audit_file, stream=sys.stderr if args.audit else io.StringIO())
+    bot = build_bot(settings, runner=dry_run or run_process, audit=audit)
+    if settings.log_level != "DEBUG":
+        logging.getLogger().setLevel(logging.WARNING)
     try:
         actor = Actor(user_id=args.user, channel_id=args.channel)
     except ValidationError:

@@ -18,11 +18,12 @@ def build_bot(
     runner: Runner = run_process,
     groups: GroupDirectory | None = None,
     clock: Clock = utc_now,
+    audit: AuditLog | None = None,
 ) -> EnvBot:
     return EnvBot(
         orchestrator=build_orchestrator(settings, runner),
         policy=load_policy(settings.envbot_policy),
         clock=clock,
         groups=groups,
-        audit=AuditLog(path=settings.envbot_audit_file),
+        audit=audit or AuditLog(path=settings.envbot_audit_file),
     )

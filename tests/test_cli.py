@@ -111,6 +111,25 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def test_a_busy_port_is_one_clear_line(tmp_path: Path, fake_slack: FakeSlack) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": fake_slack.api_url,
+            "HOST": "127.0.0.1",
+        }
+        result = envbot("serve", "--mode", "http", "--port", str(port), env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        == f"envbot: cannot listen on 127.0.0.1:{port} (Address already in use); set PORT or --port"
+    )
+
+
 def test_serve_http_runs_until_sigterm(tmp_path: Path, fake_argo: FakeArgo, fake_slack: FakeSlack) -> None:
     port = _free_port()
     env = {

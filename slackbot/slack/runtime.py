@@ -33,6 +33,16 @@ Mode = Literal["http", "socket"]
 ACK_POOL_SIZE = 32
 
 
+class _SameTokenNotice(logging.Filter):
+    """Bolt warns that SLACK_BOT_TOKEN is unused when given a client; ours carries that very token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+logging.getLogger("slack_bolt.App").addFilter(_SameTokenNotice())
+
+
 class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
     # The default backlog of 5 makes a burst's extra connections wait out a 1 s SYN retransmit.
@@ -73,13 +83,13 @@ class Runtime:
         self._stopping = threading.Event()
         self._stopped = False
         wsgi = _wsgi(slack_handler, self.healthy)
-        self.server = make_server(
-            settings.host,
-            settings.port if port is None else port,
-            wsgi,
-            server_class=_ThreadingWSGIServer,
-            handler_class=_QuietHandler,
-        )
+        listen = (settings.host, settings.port if port is None else port)
+        try:
+            self.server = make_server(*listen, wsgi, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
+        except OSError as error:
+            raise ConfigError(
+                f"cannot listen on {listen[0]}:{listen[1]} ({error.strerror}); set PORT or --port"
+            ) from None
         self._thread: threading.Thread | None = None
 
     @property
