@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -132,7 +133,23 @@ def test_create_on_a_fresh_name(cluster: Cluster) -> None:
     assert set(kinds) == {"ResourceQuota", "LimitRange", "NetworkPolicy"}
     assert kinds["ResourceQuota"]["spec"]["hard"]["pods"] == "30"
     assert kinds["LimitRange"]["spec"]["limits"][0]["default"] == {"cpu": "1", "memory": "1Gi"}
-    assert kinds["NetworkPolicy"]["spec"]["ingress"] == [{"from": [{"podSelector": {}}]}]
+    assert kinds["NetworkPolicy"]["spec"]["ingress"] == [
+        {
+            "from": [
+                {"podSelector": {}},
+                {
+                    "namespaceSelector": {
+                        "matchExpressions": [
+                            {"key": "app.kubernetes.io/managed-by", "operator": "NotIn", "values": ["envbot"]}
+                        ]
+                    }
+                },
+            ]
+        }
+    ]
+    kubernetes_validate.validate(kinds["NetworkPolicy"], "1.31.0", strict=True)
+    for kind in ("ResourceQuota", "LimitRange"):
+        kubernetes_validate.validate(kinds[kind], "1.31.0", strict=True)
     assert "ready to use until 2026-11-28T15:00:00Z" in run.stdout
 
 
