@@ -1,5 +1,6 @@
 """Socket Mode end to end: the real SocketModeHandler against a local WebSocket stand-in."""
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -67,6 +68,24 @@ def test_bad_input_over_socket_mode_is_answered_in_the_ack(socket_bot, fake_slac
     assert "reserved for the cluster" in ack["payload"]["text"]
     assert ack["payload"]["response_type"] == "ephemeral"
     assert fake_argo.calls() == []
+
+
+def test_a_burst_over_socket_mode_is_acked_fast_and_fully_answered(socket_bot, fake_slack, fake_argo) -> None:
+    _, server = socket_bot
+    fake_argo.configure(delay=1.5)
+    sent = {}
+    for i in range(30):
+        message = envelope(f"burst-{i}", f"create svc{i} name=sock-{i}", fake_slack.response_url(f"b{i}"))
+        message["payload"]["user_id"] = f"U{i:03d}SOCK"
+        sent[f"burst-{i}"] = time.monotonic()
+        server.send(message)
+    for envelope_id in sent:
+        server.wait_ack(envelope_id, timeout=10)
+    ack_times = {a["envelope_id"]: t for a, t in zip(server.acks, server.ack_times, strict=True)}
+    assert all(ack_times[e] - at < 3.0 for e, at in sent.items()), "an ack took 3 s or more"
+    for i in range(30):
+        reply = fake_slack.wait_for(f"/response/b{i}", timeout=120)[0].body
+        assert reply["response_type"] == "in_channel" and f"`sock-{i}`" in reply["text"]
 
 
 def test_health_reports_unavailable_after_stop(fake_argo, fake_slack) -> None:

@@ -17,6 +17,7 @@ class FakeSocketMode:
     def __init__(self) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.acks: list[dict[str, Any]] = []
+        self.ack_times: list[float] = []  # time.monotonic() when each ack frame arrived
         self.clients: list[socket.socket] = []
         self._cond = threading.Condition()
         self._running = True
@@ -102,6 +103,7 @@ class FakeSocketMode:
             elif opcode == 0x1:
                 with self._cond:
                     self.acks.append(json.loads(payload))
+                    self.ack_times.append(time.monotonic())
                     self._cond.notify_all()
 
 
