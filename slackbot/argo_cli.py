@@ -136,7 +136,7 @@ class ArgoCliOrchestrator:
                 f"was submitted. Check with `argo list -n {self.namespace} -l {LABEL_ENV}="
                 f"{params['env_name']}` before retrying."
             )
-        return Submission(workflow_name=name, argv=tuple(argv), dry_run=self.dry_run)
+        return Submission(workflow_name=name, dry_run=self.dry_run)
 
     # --- reads ----------------------------------------------------------------------------------
 

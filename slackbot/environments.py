@@ -17,7 +17,6 @@ class Environment(BaseModel):
     owner: str | None
     channel: str | None
     expires_at: datetime | None
-    created_by_workflow: str
     create_phase: str
     destroyed: bool
 
@@ -47,7 +46,6 @@ def environments(records: Iterable[WorkflowRecord]) -> dict[str, Environment]:
             owner=create.requested_by,
             channel=create.channel,
             expires_at=create.expires_at,
-            created_by_workflow=create.name,
             create_phase=create.phase,
             destroyed=destroyed_after[name],
         )

@@ -17,7 +17,6 @@ class Submission(BaseModel):
 
     model_config = ConfigDict(frozen=True)
     workflow_name: str
-    argv: tuple[str, ...]
     dry_run: bool = False
 
 
