@@ -17,6 +17,7 @@ from slackbot.orchestrator import CREATE_TEMPLATE, DESTROY_TEMPLATE, EXTEND_TEMP
 from slackbot.policy import load_policy
 from slackbot.spec import DestroyRequest, EnvironmentSpec
 from tests.conftest import ROOT, SHARED
+from tests.test_template_scripts import workflow_spec
 
 KUBERNETES_VERSION = "1.31.0"
 SCHEMA = json.loads((SHARED / "schemas" / "argo-workflows-schema.json").read_text())
@@ -156,11 +157,7 @@ def test_workflow_labels_match_what_the_bot_queries() -> None:
 
 
 def every_workflow_spec() -> list[tuple[str, dict[str, Any]]]:
-    found = []
-    for _, doc in ARGO_RESOURCES:
-        spec = doc["spec"]["workflowSpec"] if doc["kind"] == "CronWorkflow" else doc["spec"]
-        found.append((doc["metadata"]["name"], spec))
-    return found
+    return [(doc["metadata"]["name"], workflow_spec(doc)) for _, doc in ARGO_RESOURCES]
 
 
 @pytest.mark.parametrize(("name", "spec"), every_workflow_spec(), ids=lambda v: v if isinstance(v, str) else "")
