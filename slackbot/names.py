@@ -3,6 +3,9 @@
 import re
 import secrets
 from collections.abc import Callable, Iterable
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 MAX_NAME = 63
 SUFFIX_LENGTH = 5
@@ -48,6 +51,20 @@ def is_dns_label(value: str) -> bool:
 
 def is_slack_id(value: str) -> bool:
     return _SLACK_ID.fullmatch(value) is not None
+
+
+def _slack_id(prefixes: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not (is_slack_id(value) and value[0] in prefixes):
+            raise ValueError(f"'{value}' is not a Slack id starting with one of {', '.join(prefixes)}")
+        return value
+
+    return AfterValidator(check)
+
+
+UserId = Annotated[str, _slack_id("UW")]
+ChannelId = Annotated[str, _slack_id("CGD")]
+GroupId = Annotated[str, _slack_id("S")]
 
 
 def check_label(kind: str, value: str) -> str:

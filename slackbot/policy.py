@@ -11,7 +11,6 @@ from typing import Annotated, Self
 
 import yaml
 from pydantic import (
-    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -24,7 +23,7 @@ from pydantic import (
 from slackbot.commands import EnvName, ServiceName
 from slackbot.durations import format_duration, parse_duration
 from slackbot.errors import ConfigError, PolicyDenied, UsageError
-from slackbot.names import is_slack_id, reserved_reason
+from slackbot.names import ChannelId, GroupId, UserId, reserved_reason
 
 
 def _duration(value: object) -> object:
@@ -36,19 +35,7 @@ def _duration(value: object) -> object:
     return value
 
 
-def _slack_id(prefixes: str):
-    def check(value: str) -> str:
-        if not (is_slack_id(value) and value[0] in prefixes):
-            raise ValueError(f"'{value}' is not a Slack id starting with one of {', '.join(prefixes)}")
-        return value
-
-    return AfterValidator(check)
-
-
 Duration = Annotated[timedelta, BeforeValidator(_duration), PlainSerializer(format_duration)]
-UserId = Annotated[str, _slack_id("UW")]
-ChannelId = Annotated[str, _slack_id("CGD")]
-GroupId = Annotated[str, _slack_id("S")]
 
 
 class _Model(BaseModel):

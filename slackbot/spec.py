@@ -7,13 +7,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from slackbot.clock import rfc3339
 from slackbot.commands import EnvName, ServiceName
-from slackbot.names import is_slack_id
-
-
-def _slack_id(value: str) -> str:
-    if not is_slack_id(value):
-        raise ValueError(f"'{value}' is not a Slack id")
-    return value
+from slackbot.names import ChannelId, UserId
 
 
 def _whole_utc_seconds(value: datetime) -> datetime:
@@ -22,15 +16,12 @@ def _whole_utc_seconds(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(microsecond=0)
 
 
-SlackId = Annotated[str, AfterValidator(_slack_id)]
-
-
 class Actor(BaseModel):
     """Who typed the command, and where. Slack ids only, trusted after signature checks."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    user_id: SlackId
-    channel_id: SlackId | None = None
+    user_id: UserId
+    channel_id: ChannelId | None = None
 
 
 class EnvironmentSpec(BaseModel):
@@ -40,8 +31,8 @@ class EnvironmentSpec(BaseModel):
     env_name: EnvName
     service: ServiceName
     expires_at: Annotated[datetime, AfterValidator(_whole_utc_seconds)]
-    requested_by: SlackId | None = None
-    slack_channel: SlackId | None = None
+    requested_by: UserId | None = None
+    slack_channel: ChannelId | None = None
 
     @property
     def expires_at_text(self) -> str:
@@ -51,7 +42,7 @@ class EnvironmentSpec(BaseModel):
 class DestroyRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     env_name: EnvName
-    requested_by: SlackId | None = None
+    requested_by: UserId | None = None
 
 
 Action = Literal["create", "destroy"]
