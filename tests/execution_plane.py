@@ -1,0 +1,197 @@
+"""Runs the scripts inside argo/ the way Argo and the kubelet would, for the execution-plane tests.
+
+Argo substitutes `{{workflow.parameters.*}}`, `{{workflow.namespace}}` and, for exit handlers,
+`{{workflow.name}}`, `{{workflow.status}}` and `{{workflow.failures}}` as raw text; the kubelet
+resolves `valueFrom.configMapKeyRef` from ConfigMap envbot-settings (an optional key that is
+missing leaves the variable unset); the libraries are mounted from ConfigMap envbot-lib. The
+script then runs under bash as its template's service account (a template-level
+`serviceAccountName`, as the exit handlers have, wins over the workflow's).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.conftest import ROOT
+
+ARGO_NAMESPACE = "argo"
+CREATE = "env-create-template"
+DESTROY = "env-destroy-template"
+EXTEND = "env-extend-template"
+REAPER = "env-reaper-template"
+NOTIFIER = "env-notifier-template"
+TEMPLATES = (CREATE, DESTROY, EXTEND, REAPER, NOTIFIER)
+LIBRARIES: dict[str, str] = yaml.safe_load((ROOT / "argo/config/envbot-lib.yaml").read_text())["data"]
+LIB = LIBRARIES["lib.sh"]
+SETTINGS: dict[str, str] = yaml.safe_load((ROOT / "argo/settings/envbot-settings.yaml").read_text())["data"]
+_VARIABLE = re.compile(
+    r"\{\{\s*(workflow\.parameters\.[-\w]+|workflow\.namespace|workflow\.name|workflow\.status|workflow\.failures)\s*\}\}"
+)
+
+
+def documents(path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def workflow_spec(doc: dict[str, Any]) -> dict[str, Any]:
+    return doc["spec"]["workflowSpec"] if doc["kind"] == "CronWorkflow" else doc["spec"]
+
+
+def template(name: str) -> dict[str, Any]:
+    (doc,) = documents(ROOT / "argo" / "workflowtemplates" / f"{name}.yaml")
+    return doc
+
+
+def cron_arguments() -> dict[str, str]:
+    """What the env-reaper CronWorkflow passes to its template (the reaper's effective arguments)."""
+    (cron,) = documents(ROOT / "argo/cronworkflows/env-reaper.yaml")
+    parameters = cron["spec"]["workflowSpec"].get("arguments", {}).get("parameters", [])
+    return {p["name"]: p["value"] for p in parameters}
+
+
+def step_of(name: str, step: str | None = None) -> dict[str, Any]:
+    """One of a template's steps: its entrypoint unless named (e.g. "notify", the exit handler)."""
+    spec = template(name)["spec"]
+    (entry,) = [t for t in spec["templates"] if t["name"] == (step or spec["entrypoint"])]
+    return entry
+
+
+def service_account(name: str, step: str | None = None) -> str:
+    account = step_of(name, step).get("serviceAccountName") or template(name)["spec"]["serviceAccountName"]
+    return f"system:serviceaccount:{ARGO_NAMESPACE}:{account}"
+
+
+def script_of(name: str, step: str | None = None) -> dict[str, Any]:
+    return step_of(name, step)["script"]
+
+
+@dataclass
+class Rendered:
+    source: str
+    env: dict[str, str]
+    command: list[str]
+
+
+def argo_failures(failures: list[dict[str, Any]] | None) -> str:
+    """`{{workflow.failures}}` as Argo renders it: the JSON list, strconv.Quote-wrapped ("null" when none)."""
+    return json.dumps(json.dumps(failures or None))
+
+
+def render(
+    name: str,
+    params: dict[str, str],
+    settings: dict[str, str] | None,
+    *,
+    step: str | None = None,
+    workflow: dict[str, str] | None = None,
+) -> Rendered:
+    """The script and its environment as the pod would see them; `settings` None: no ConfigMap.
+
+    `step` picks a template other than the entrypoint; `workflow` gives the exit-handler variables
+    (name, status, failures as argo_failures() renders them)."""
+    spec = template(name)["spec"]
+    declared = spec.get("arguments", {}).get("parameters", [])
+    values: dict[str, str | None] = {p["name"]: p.get("value") for p in declared}
+    if name == REAPER:
+        values |= cron_arguments()
+    values |= params
+
+    def substitute(text: str) -> str:
+        def one(match: re.Match[str]) -> str:
+            key = match.group(1)
+            if key == "workflow.namespace":
+                return ARGO_NAMESPACE
+            if not key.startswith("workflow.parameters."):
+                assert workflow is not None, f"{key} is only known to exit handlers: pass workflow="
+                return workflow[key.removeprefix("workflow.")]
+            value = values[key.removeprefix("workflow.parameters.")]
+            assert value is not None, f"required parameter {key} not given"
+            return value
+
+        return _VARIABLE.sub(one, text)
+
+    script = script_of(name, step)
+    env: dict[str, str] = {}
+    for variable in script["env"]:
+        if "value" in variable:
+            env[variable["name"]] = substitute(variable["value"])
+            continue
+        ref = variable["valueFrom"]["configMapKeyRef"]
+        assert ref["name"] == "envbot-settings" and ref.get("optional") is True, variable
+        if settings is not None and ref["key"] in settings:
+            env[variable["name"]] = settings[ref["key"]]
+    return Rendered(substitute(script["source"]), env, list(script["command"]))
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def run_script(rendered: Rendered, folder: Path, base_env: dict[str, str], timeout: float = 60) -> Run:
+    """Run a rendered script with the libraries where the ConfigMap would be mounted."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for library, text in LIBRARIES.items():
+        (folder / library).write_text(text)
+    source = folder / "script.sh"
+    source.write_text(rendered.source)
+    # The pod's HOME and /tmp are an emptyDir; here they are the test's own folder.
+    env = rendered.env | base_env | {"ENVBOT_LIB": str(folder / "lib.sh"), "ENVBOT_NOTIFY": str(folder / "notify.sh")}
+    if "ENVBOT_REAPED_FILE" in env:  # the reaper's output parameter file, in /tmp in the pod
+        env["ENVBOT_REAPED_FILE"] = str(folder / "envbot-reaped.json")
+    env.setdefault("TMPDIR", str(folder))
+    env.setdefault("PATH", os.environ["PATH"])
+    result = subprocess.run(
+        [*rendered.command, str(source)], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    return Run(result.returncode, result.stdout, result.stderr)
+
+
+def rbac_rules(account: str) -> set[tuple[str, str, str, str]]:
+    """(namespace or "*", apiGroup, resource, verb) granted to `system:serviceaccount:argo:<account>`:
+    "*" through ClusterRoleBindings, ARGO_NAMESPACE through RoleBindings there."""
+    docs = documents(ROOT / "argo/rbac/executor.yaml")
+    roles = {(d["kind"], d["metadata"]["name"]): d for d in docs if d["kind"] in ("ClusterRole", "Role")}
+    granted = set()
+    subject = {"kind": "ServiceAccount", "name": account, "namespace": ARGO_NAMESPACE}
+    for binding in (d for d in docs if d["kind"] in ("ClusterRoleBinding", "RoleBinding")):
+        if subject in binding["subjects"]:
+            where = "*" if binding["kind"] == "ClusterRoleBinding" else binding["metadata"]["namespace"]
+            role = roles[(binding["roleRef"]["kind"], binding["roleRef"]["name"])]
+            for rule in role["rules"]:
+                granted |= {
+                    (where, g, r, v) for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]
+                }
+    return granted
+
+
+def needed(method: str, path: str, query: dict[str, str]) -> tuple[str, str, str, str] | None:
+    """The RBAC check the API server makes for a request, (namespace or "*", group, resource, verb);
+    None for discovery."""
+    match = re.fullmatch(r"/(?:api/v1|apis/([^/]+)/[^/]+)(?:/namespaces/([^/]+))?/([a-z]+)(?:/([^/]+))?", path)
+    if match is None:
+        return None
+    group, namespace, resource, name = match.group(1) or "", match.group(2), match.group(3), match.group(4)
+    verbs = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+    verb = verbs.get(method) or ("get" if name else "watch" if query.get("watch") else "list")
+    return namespace or "*", group, resource, verb
+
+
+def allowed(account: str, request: tuple[str, str, str, str]) -> bool:
+    namespace, group, resource, verb = request
+    granted = rbac_rules(account)
+    return ("*", group, resource, verb) in granted or (namespace != "*" and request in granted)
