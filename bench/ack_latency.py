@@ -9,6 +9,7 @@ stand-ins for Slack and argo. Bounded: a fixed number of commands, each with a t
 import argparse
 import io
 import json
+import logging
 import statistics
 import sys
 import tempfile
@@ -37,20 +38,24 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=8, help="ARGO_CONCURRENCY")
     args = parser.parse_args()
 
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # as `envbot serve` configures it
     slack = FakeSlack().start()
     argo = FakeArgo(Path(tempfile.mkdtemp(prefix="envbot-bench-")))
     argo.configure(delay=args.argo_delay)
     runtime = Runtime(
-        make_settings(argo, slack, argo_concurrency=args.concurrency, argo_timeout=600), mode="http", port=0
+        make_settings(argo, slack, argo_concurrency=args.concurrency, argo_timeout=600),
+        mode="http",
+        port=0,
+        audit=AuditLog(stream=io.StringIO()),  # keep stdout for the report
     )
-    runtime.bot.audit = AuditLog(stream=io.StringIO())  # keep stdout for the report
+    runtime.verify_records()  # as `envbot serve` does at start-up
     runtime.start()
     bot = HttpBot(runtime, slack)
     started = time.monotonic()
 
     def one(i: int) -> tuple[float, float]:
         sent = time.monotonic()
-        ack, path = bot.command(f"create svc{i} name=bench-{i}", user=f"U{i:05d}BENCH")
+        ack, path = bot.command(f"create svc{i}", user=f"U{i:05d}BENCH")
         assert ack.status == 200, ack
         reply = slack.wait_for(path, 1, timeout=600)[0]
         return ack.elapsed, reply.at - sent
@@ -64,7 +69,7 @@ def main() -> int:
     wall = time.monotonic() - started
     acks = [a for a, _ in results]
     follow = [f for _, f in results]
-    # Each create costs two argo calls (list, then submit).
+    # Each create costs two argo calls (a scoped list, then submit).
     ideal = args.commands * 2 * args.argo_delay / args.concurrency
     report = {
         "commands": args.commands,

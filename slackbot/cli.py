@@ -3,6 +3,7 @@
 import argparse
 import io
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -11,26 +12,41 @@ from types import FrameType
 from pydantic import ValidationError
 
 from slackbot import __version__, console
-from slackbot.argo_cli import DryRunRunner, run_process
-from slackbot.audit import AuditLog
-from slackbot.errors import ConfigError, EnvbotError
-from slackbot.policy import load_policy
+from slackbot.argo_cli import CHILDREN, DryRunRunner
+from slackbot.audit import AuditLog, check_appendable
+from slackbot.errors import ConfigError
 from slackbot.settings import Settings, load_settings
 from slackbot.spec import Actor
-from slackbot.wiring import build_bot, build_orchestrator
+from slackbot.wiring import build_bot
+
+LIBRARY_LOGGERS = ("slack_sdk", "slack_bolt", "urllib3")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = load_settings()
-        logging.basicConfig(
-            level=settings.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+        _configure_logging(settings.log_level, quiet=args.run is not _serve)
         return int(args.run(args, settings))
     except ConfigError as error:
         print(f"envbot: {error.user_message}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # `envbot console … | head -1`: the reader left; say nothing more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _configure_logging(level: str, quiet: bool) -> None:
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Library chatter stays below envbot's own one-line errors unless DEBUG is asked for.
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if level == "DEBUG" else logging.CRITICAL)
+    # waitress says when it hits HTTP_CONNECTION_LIMIT (worth seeing); its queue-depth notes are per request.
+    logging.getLogger("waitress").setLevel(logging.WARNING)
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    if quiet and level != "DEBUG":
+        logging.getLogger().setLevel(logging.WARNING)
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -38,8 +54,15 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     mode = args.mode or settings.default_mode
     runtime = Runtime(settings, mode, port=args.port)
+    runtime.verify_records()
+    signals = 0
 
     def stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal signals
+        signals += 1
+        if signals > 1:  # a second signal: no more grace
+            CHILDREN.kill_all()
+            os._exit(128 + signum)
         runtime.request_stop()
 
     signal.signal(signal.SIGTERM, stop)
@@ -52,35 +75,36 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def _console(args: argparse.Namespace, settings: Settings) -> int:
     dry_run = DryRunRunner() if args.dry_run else None
-    # On a terminal, audit records and INFO logs would drown the replies: only when asked for.
+    if settings.envbot_audit_file is not None:
+        check_appendable(settings.envbot_audit_file)
+    # On a terminal, audit records would drown the replies: only when asked for.
     audit = AuditLog(path=settings.envbot_audit_file, stream=sys.stderr if args.audit else io.StringIO())
-    bot = build_bot(settings, runner=dry_run or run_process, audit=audit)
-    if settings.log_level != "DEBUG":
-        logging.getLogger().setLevel(logging.WARNING)
+    bot = build_bot(settings, runner=dry_run, audit=audit)
     try:
         actor = Actor(user_id=args.user, channel_id=args.channel)
     except ValidationError:
         raise ConfigError("--user and --channel take Slack ids such as U123ABC and C123ABC") from None
-    console.run(bot, actor, console.input_lines(args.lines), sys.stdout, dry_run)
-    return 0
+    try:
+        return console.run(bot, actor, console.input_lines(args.lines), sys.stdout, dry_run)
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
 
 
 def _check(args: argparse.Namespace, settings: Settings) -> int:
-    policy = load_policy(settings.envbot_policy)
-    print(f"settings: ok (argo namespace {settings.argo_namespace}, timeout {settings.argo_timeout:g}s)")
-    source = settings.envbot_policy or "built-in defaults"
-    catalog = "any service" if policy.services is None else f"{len(policy.services)} services"
-    print(f"policy: ok ({source}; {catalog}; quota {policy.quotas.per_user} per user)")
-    mode = settings.default_mode
-    missing = [name.upper() for name in settings.secrets_for(mode) if not settings.is_set(name)]
-    print(f"slack: {mode} mode" + (f", missing {', '.join(missing)}" if missing else ", tokens present"))
+    from slackbot.checks import run_checks  # Slack and argo probes load only when asked for
+
+    return run_checks(settings, sys.stdout)
+
+
+def _port(text: str) -> int:
     try:
-        version = build_orchestrator(settings).version()
-    except EnvbotError as error:
-        print(f"argo: {error.user_message}")
-        return 1
-    print(f"argo: ok ({version})")
-    return 1 if missing else 0
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (0-65535; 0 picks a free one)")
+    return port
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -90,7 +114,7 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the Slack bot")
     serve.add_argument("--mode", choices=["socket", "http"], help="default: socket when SLACK_APP_TOKEN is set")
-    serve.add_argument("--port", type=int, help="HTTP port (default: $PORT or 3000)")
+    serve.add_argument("--port", type=_port, help="HTTP port (default: $PORT or 3000)")
     serve.set_defaults(run=_serve)
 
     con = commands.add_parser("console", help="type /env commands locally, no Slack needed")
@@ -101,6 +125,6 @@ def _parser() -> argparse.ArgumentParser:
     con.add_argument("--channel", default="CCONSOLE", help="Slack channel id to act in (default CCONSOLE)")
     con.set_defaults(run=_console)
 
-    check = commands.add_parser("check", help="validate settings, policy and the argo CLI, then exit")
+    check = commands.add_parser("check", help="prove settings, policy, Slack and argo work, then exit")
     check.set_defaults(run=_check)
     return parser

@@ -2,8 +2,10 @@
 
 import difflib
 import html
+import itertools
 import re
 import unicodedata
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Annotated, Literal
 
@@ -16,10 +18,15 @@ from slackbot.names import check_label
 MAX_TEXT = 400
 # Slack token shapes (bot, user, app-level, refresh, config); people paste them by mistake.
 _TOKEN = re.compile(r"x(?:ox[abpeor]|app)-[A-Za-z0-9-]+", re.IGNORECASE)
+# With "escape channels, users and links" on, Slack sends mentions as <@U123|name> and <#C123|name>.
+_MENTION = re.compile(r"<(?P<kind>[@#])(?P<id>[A-Z][A-Z0-9]{1,31})(?:\|[^<>]{0,100})?>")
 SHELL_CHARACTERS = frozenset(";|&$`<>(){}[]\\'\"*?!#~^%,@")
 
 USAGE = {
     "create": "/env create <service> [ttl=<duration>] [name=<env-name>]",
+    "list": "/env list [all | @person | #channel]",
+    "status": "/env status <env-name>",
+    "extend": "/env extend <env-name> [ttl=<duration>]",
     "destroy": "/env destroy <env-name>",
     "help": "/env help",
 }
@@ -48,7 +55,28 @@ class DestroyCommand(_Command):
     env_name: EnvName
 
 
-Command = HelpCommand | CreateCommand | DestroyCommand
+class ExtendCommand(_Command):
+    action: Literal["extend"] = "extend"
+    env_name: EnvName
+    ttl: timedelta | None = None
+
+
+class StatusCommand(_Command):
+    action: Literal["status"] = "status"
+    env_name: EnvName
+
+
+ListScope = Literal["mine", "all", "user", "channel"]
+
+
+class ListCommand(_Command):
+    action: Literal["list"] = "list"
+    scope: ListScope = "mine"
+    user_id: str | None = None
+    channel_id: str | None = None
+
+
+Command = HelpCommand | CreateCommand | DestroyCommand | ExtendCommand | StatusCommand | ListCommand
 
 
 def parse(text: str) -> Command:
@@ -70,23 +98,31 @@ def redact(text: str) -> str:
 
 
 def _clean(text: str) -> str:
-    # Slack escapes &, < and > in command text; undo that before judging characters.
-    text = html.unescape(text)
     if _TOKEN.search(text):
         raise UsageError("That looks like a Slack token, so I ran nothing. If it is real, revoke it now.")
     if len(text) > MAX_TEXT:
         raise UsageError(f"That command is {len(text)} characters long; the limit is {MAX_TEXT}.")
+    # Mentions are Slack's own markup (typed `<` arrives escaped as &lt;), so they are read first.
+    text = _MENTION.sub(lambda m: f" {'user' if m['kind'] == '@' else 'channel'}:{m['id']} ", text)
+    # Slack escapes &, < and > in command text; undo that before judging characters.
+    text = html.unescape(text)
     for char in text:
         if not char.isascii():
             raise UsageError(_non_ascii_message(char))
         if char in SHELL_CHARACTERS:
-            raise UsageError(
-                f"`{char}` is not allowed in a command. Names use only a-z, 0-9 and `-`, "
-                "and options are written key=value."
-            )
+            raise UsageError(_special_character_message(char))
         if not char.isprintable() and char not in " \t\n\r":
             raise UsageError(f"The command contains the control character {ord(char):#04x}; retype it.")
     return text
+
+
+def _special_character_message(char: str) -> str:
+    if char in "@#":
+        return (
+            f"`{char}` is not allowed here. To name a person or channel, pick them from Slack's "
+            "autocomplete so Slack sends a real mention."
+        )
+    return f"`{char}` is not allowed in a command. Names use only a-z, 0-9 and `-`, and options are written key=value."
 
 
 def _non_ascii_message(char: str) -> str:
@@ -128,25 +164,67 @@ def _one_positional(verb: str, what: str, positional: list[str]) -> str:
         raise UsageError(f"Tell me which {what}.", topic=verb)
     if len(positional) > 1:
         extra = " ".join(f"`{p}`" for p in positional[1:])
-        raise UsageError(f"Unexpected {extra}: `{verb}` takes one {what}; options are key=value.", topic=verb)
+        raise UsageError(
+            f"Unexpected {extra}: `{verb}` takes one {what}; options are key=value.{_option_hint(verb, positional)}",
+            topic=verb,
+        )
     return positional[0]
+
+
+def _option_hint(verb: str, positional: list[str]) -> str:
+    """`ttl 4h` typed as two words: say how to write it."""
+    for key, value in itertools.pairwise(positional):
+        if key.lower() in _KEYS[verb]:
+            return f" Did you mean `{key.lower()}={value}`?"
+    return ""
 
 
 def _parse_create(positional: list[str], options: dict[str, str]) -> CreateCommand:
     service = _name("Service name", _one_positional("create", "service", positional), "create")
-    ttl = None
-    if "ttl" in options:
-        try:
-            ttl = parse_duration(options["ttl"])
-        except ValueError as exc:
-            raise UsageError(f"ttl: {exc}.", topic="create") from None
     name = _name("Environment name", options["name"], "create") if "name" in options else None
-    return CreateCommand(service=service, ttl=ttl, name=name)
+    return CreateCommand(service=service, ttl=_ttl(options, "create"), name=name)
 
 
 def _parse_destroy(positional: list[str], options: dict[str, str]) -> DestroyCommand:
-    env_name = _one_positional("destroy", "environment", positional)
-    return DestroyCommand(env_name=_name("Environment name", env_name, "destroy"))
+    return DestroyCommand(env_name=_env_name("destroy", positional))
+
+
+def _parse_extend(positional: list[str], options: dict[str, str]) -> ExtendCommand:
+    return ExtendCommand(env_name=_env_name("extend", positional), ttl=_ttl(options, "extend"))
+
+
+def _parse_status(positional: list[str], options: dict[str, str]) -> StatusCommand:
+    return StatusCommand(env_name=_env_name("status", positional))
+
+
+def _parse_list(positional: list[str], options: dict[str, str]) -> ListCommand:
+    if not positional:
+        return ListCommand()
+    target = _one_positional("list", "person or channel", positional)
+    kind, _, ident = target.partition(":")
+    if target.lower() == "all":
+        return ListCommand(scope="all")
+    if kind == "user" and ident[:1] in "UW":
+        return ListCommand(scope="user", user_id=ident)
+    if kind == "channel" and ident[:1] in "CGD":
+        return ListCommand(scope="channel", channel_id=ident)
+    raise UsageError(
+        f"`{_shown(target)}` is not something I can list by: use `all`, a person (@-mention) or a channel (#-mention).",
+        topic="list",
+    )
+
+
+def _env_name(verb: str, positional: list[str]) -> str:
+    return _name("Environment name", _one_positional(verb, "environment", positional), verb)
+
+
+def _ttl(options: dict[str, str], topic: str) -> timedelta | None:
+    if "ttl" not in options:
+        return None
+    try:
+        return parse_duration(options["ttl"])
+    except ValueError as exc:
+        raise UsageError(f"ttl: {exc}.", topic=topic) from None
 
 
 def _name(kind: str, value: str, topic: str) -> str:
@@ -166,18 +244,29 @@ def _valid(value: str) -> bool:
     return True
 
 
-def _did_you_mean(word: str, choices: object) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1)  # type: ignore[call-overload]
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
     return f" Did you mean `{close[0]}`?" if close else ""
 
 
 def _shown(word: str) -> str:
-    return re.sub(r"[^a-zA-Z0-9_=.-]", "?", word)[:40]
+    return re.sub(r"[^a-zA-Z0-9_=.:-]", "?", word)[:40]
 
 
-_PARSERS = {"create": _parse_create, "destroy": _parse_destroy, "help": lambda *_: HelpCommand()}
+_Parser = Callable[[list[str], dict[str, str]], Command]
+_PARSERS: dict[str, _Parser] = {
+    "create": _parse_create,
+    "list": _parse_list,
+    "status": _parse_status,
+    "extend": _parse_extend,
+    "destroy": _parse_destroy,
+    "help": lambda *_: HelpCommand(),
+}
 _KEYS: dict[str, frozenset[str]] = {
     "create": frozenset({"ttl", "name"}),
+    "extend": frozenset({"ttl"}),
+    "list": frozenset(),
+    "status": frozenset(),
     "destroy": frozenset(),
     "help": frozenset(),
 }

@@ -13,7 +13,11 @@ def parse_duration(text: str) -> timedelta:
     if not text.strip() or match is None:
         raise ValueError(f"`{text}` is not a duration; use {DURATION_HINT}")
     days, hours, minutes = (int(match.group(unit) or 0) for unit in "dhm")
-    return timedelta(days=days, hours=hours, minutes=minutes)
+    value = timedelta(days=days, hours=hours, minutes=minutes)
+    if not value:
+        # Zero is never a lifetime; accepting it would quietly turn into the default.
+        raise ValueError(f"`{text}` is zero; use {DURATION_HINT}")
+    return value
 
 
 def format_duration(value: timedelta) -> str:
@@ -23,3 +27,14 @@ def format_duration(value: timedelta) -> str:
     hours, minutes = divmod(rest, 60)
     parts = [f"{n}{unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "m")) if n]
     return "".join(parts) or "0m"
+
+
+def format_remaining(value: timedelta) -> str:
+    """Time left as people read it: `3h 12m`, `2d 4h`, `under a minute`."""
+    minutes = int(value.total_seconds() // 60)
+    if minutes < 1:
+        return "under a minute"
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    parts = [f"{n}{unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "m")) if n]
+    return " ".join(parts[:2])

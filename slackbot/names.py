@@ -88,3 +88,16 @@ def derive_env_name(service: str, suffix: RandomSuffix = random_suffix) -> str:
     """`checkout` -> `checkout-x7k2p`, trimmed so the result is still a valid label."""
     stem = service[: MAX_NAME - SUFFIX_LENGTH - 1].rstrip("-")
     return f"{stem}-{suffix()}"
+
+
+_WORKFLOW_NAME = re.compile(r"[a-z0-9](?:[-a-z0-9.]{0,61}[a-z0-9])?")
+
+
+def _workflow_name(value: str) -> str:
+    # Workflow names travel as label values too, so they must fit in 63 characters.
+    if not _WORKFLOW_NAME.fullmatch(value):
+        raise ValueError(f"'{value[:80]}' is not a workflow name of at most 63 characters")
+    return value
+
+
+WorkflowName = Annotated[str, AfterValidator(_workflow_name)]

@@ -5,54 +5,111 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from slackbot.spec import Action, DestroyRequest, EnvironmentSpec
+from slackbot.spec import Action, DestroyRequest, EnvironmentSpec, ExtendRequest
 
 CREATE_TEMPLATE = "env-create-template"
 DESTROY_TEMPLATE = "env-destroy-template"
 EXTEND_TEMPLATE = "env-extend-template"
+TEMPLATES = (CREATE_TEMPLATE, EXTEND_TEMPLATE, DESTROY_TEMPLATE)
+# The parameters envbot passes to each template: the contract `envbot check` verifies on the cluster.
+TEMPLATE_PARAMETERS = {
+    CREATE_TEMPLATE: (
+        "env_name", "service", "expires_at", "requested_by", "slack_channel", "warn_before", "extend_choices",
+        "latest_expiry",
+    ),
+    EXTEND_TEMPLATE: (
+        "env_name", "expires_at", "requested_by", "slack_channel", "warn_before", "extend_choices", "latest_expiry",
+    ),
+    DESTROY_TEMPLATE: ("env_name", "requested_by", "slack_channel"),
+}  # fmt: skip
+
+FAILED_PHASES = frozenset({"Failed", "Error"})
 
 
-class Submission(BaseModel):
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Submission(_Frozen):
     """A workflow the execution plane accepted (or, in a dry run, would have)."""
 
-    model_config = ConfigDict(frozen=True)
     workflow_name: str
     dry_run: bool = False
 
 
-class WorkflowRecord(BaseModel):
-    """One past submission, as the execution plane remembers it."""
+class WorkflowRecord(_Frozen):
+    """One past submission, as the execution plane remembers it (labels, parameters, phase)."""
 
-    model_config = ConfigDict(frozen=True)
     name: str
     action: Action
     env_name: str
     service: str | None = None
+    owner: str | None = None
     requested_by: str | None = None
     channel: str | None = None
     created_at: datetime
+    finished_at: datetime | None = None
     phase: str = ""
+    message: str | None = None
     expires_at: datetime | None = None
+    incarnation: str | None = None  # extend/destroy: the create workflow they act on
+    after: str | None = None  # the workflow this one followed (a create: the one it replaced)
+
+    @property
+    def failed(self) -> bool:
+        return self.phase in FAILED_PHASES
+
+
+class FailedStep(_Frozen):
+    name: str
+    message: str
+
+
+class WorkflowDetail(_Frozen):
+    """`argo get`: the workflow plus, when it failed, the step that failed and why."""
+
+    record: WorkflowRecord | None
+    failed_step: FailedStep | None = None
+
+
+class TemplateInfo(_Frozen):
+    """What an installed WorkflowTemplate declares, for `envbot check` and the record-retention check."""
+
+    name: str
+    parameters: dict[str, bool]  # name -> required (no value of its own)
+    retention_seconds: int | None  # the shorter of ttlStrategy's success/failure/completion, if set
+
+
+class Scope(_Frozen):
+    """Which part of history a decision needs; every given field narrows it (labels, not filtering)."""
+
+    env_name: str | None = None
+    owner: str | None = None
+    channel: str | None = None
+
+    @property
+    def everything(self) -> bool:
+        return self.env_name is None and self.owner is None and self.channel is None
 
 
 class EnvironmentOrchestrator(Protocol):
     """What the core needs from the execution plane; ArgoCliOrchestrator is the real one."""
 
     namespace: str
+    dry_run: bool
 
     def create(self, spec: EnvironmentSpec) -> Submission: ...
 
+    def extend(self, request: ExtendRequest) -> Submission: ...
+
     def destroy(self, request: DestroyRequest) -> Submission: ...
 
-    def history(
-        self,
-        *,
-        env_names: tuple[str, ...] = (),
-        requested_by: str | None = None,
-        channel: str | None = None,
-        action: Action | None = None,
-    ) -> list[WorkflowRecord]:
-        """Submissions matching every given filter (read-only)."""
+    def history(self, scope: Scope) -> list[WorkflowRecord]:
+        """envbot's workflows in `scope` (read-only). Raises OrchestratorError rather than guess."""
         ...
+
+    def workflow(self, name: str) -> WorkflowDetail: ...
+
+    def template(self, name: str) -> TemplateInfo: ...
 
     def version(self) -> str: ...

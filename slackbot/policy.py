@@ -1,13 +1,14 @@
-"""Who may do what: service catalog, TTL bounds, admins, on-call groups, quotas, channels.
+"""Who may do what: service catalog, TTL bounds, admins, on-call groups, quotas, channels, notices.
 
 The policy is read once at start-up from the YAML file named by ENVBOT_POLICY and is immutable
 afterwards. Without a file the documented defaults apply, so existing deployments keep working.
 """
 
 import difflib
-from datetime import timedelta
+import itertools
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
 import yaml
 from pydantic import (
@@ -24,9 +25,14 @@ from slackbot.commands import EnvName, ServiceName
 from slackbot.durations import format_duration, parse_duration
 from slackbot.errors import ConfigError, PolicyDenied, UsageError
 from slackbot.names import ChannelId, GroupId, UserId, reserved_reason
+from slackbot.spec import Notices
 
 
 def _duration(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError(f"{value} is not a duration; write one with units, such as 4h or 30m")
+    if isinstance(value, int | float):
+        raise ValueError(f"{value} is a bare number; write a duration with units, such as {value}m or 4h")
     if isinstance(value, str):
         try:
             return parse_duration(value)
@@ -46,11 +52,20 @@ class TtlPolicy(_Model):
     default: Duration = timedelta(hours=4)
     min: Duration = timedelta(minutes=15)
     max: Duration = timedelta(days=7)
+    # The longest an environment may live, counted from its creation, extensions included.
+    lifetime: Duration = timedelta(days=14)
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
-        if not timedelta(minutes=1) <= self.min <= self.default <= self.max:
-            raise ValueError("need 1m <= min <= default <= max")
+        order = [("min", self.min), ("default", self.default), ("max", self.max), ("lifetime", self.lifetime)]
+        if self.min < timedelta(minutes=1):
+            raise ValueError(f"min is {format_duration(self.min)}; it must be at least 1m")
+        for (low_name, low), (high_name, high) in itertools.pairwise(order):
+            if low > high:
+                raise ValueError(
+                    f"{low_name} ({format_duration(low)}) is longer than {high_name} ({format_duration(high)}); "
+                    "they must satisfy min <= default <= max <= lifetime"
+                )
         return self
 
 
@@ -66,6 +81,13 @@ class QuotaPolicy(_Model):
     per_channel: int | None = Field(default=None, ge=1, le=10000)
 
 
+class NoticePolicy(_Model):
+    # Warnings before expiry; each is scaled down for environments whose TTL is shorter than it.
+    warn_before: tuple[Duration, ...] = Field(default=(timedelta(hours=1), timedelta(minutes=10)), max_length=10)
+    # The Extend buttons offered on replies and warnings (only those the policy allows are shown).
+    extend_choices: tuple[Duration, ...] = Field(default=(timedelta(hours=2), timedelta(days=1)), max_length=4)
+
+
 class Policy(_Model):
     ttl: TtlPolicy = TtlPolicy()
     services: dict[ServiceName, ServicePolicy] | None = None
@@ -74,6 +96,7 @@ class Policy(_Model):
     quotas: QuotaPolicy = QuotaPolicy()
     channels: tuple[ChannelId, ...] | None = None
     reserved_names: tuple[EnvName, ...] = ()
+    notices: NoticePolicy = NoticePolicy()
 
     @model_validator(mode="after")
     def _service_ttls_within_bounds(self) -> Self:
@@ -90,10 +113,10 @@ class Policy(_Model):
 
     def check_channel(self, channel_id: str | None) -> None:
         if self.channels is not None and channel_id not in self.channels:
-            allowed = ", ".join(f"<#{c}>" for c in self.channels)
-            raise PolicyDenied(f"envbot is not enabled in this channel. Use it in {allowed}.")
+            raise PolicyDenied(f"envbot is not enabled in this channel. Use it in {_channels(self.channels)}.")
 
-    def check_service(self, service: str, channel_id: str | None) -> ServicePolicy:
+    def service(self, service: str, channel_id: str | None) -> ServicePolicy:
+        """The catalog entry for `service`, checking it exists and may be used from this channel."""
         if self.services is None:
             return ServicePolicy()
         entry = self.services.get(service)
@@ -103,20 +126,46 @@ class Policy(_Model):
             hint = f" Did you mean `{close[0]}`?" if close else ""
             raise UsageError(f"`{service}` is not in the service catalog.{hint} Known services: {known}.")
         if entry.channels is not None and channel_id not in entry.channels:
-            allowed = ", ".join(f"<#{c}>" for c in entry.channels)
-            raise PolicyDenied(f"`{service}` environments can only be requested in {allowed}.")
+            raise PolicyDenied(f"`{service}` environments can only be requested in {_channels(entry.channels)}.")
         return entry
 
-    def resolve_ttl(self, service: ServicePolicy, requested: timedelta | None) -> timedelta:
-        longest = service.max_ttl or self.ttl.max
-        ttl = requested or service.default_ttl or self.ttl.default
+    def rules_for(self, service: str | None) -> ServicePolicy:
+        """The catalog entry, without channel checks (for acting on an existing environment)."""
+        return (self.services or {}).get(service or "") or ServicePolicy()
+
+    def longest_ttl(self, service: ServicePolicy) -> timedelta:
+        return service.max_ttl or self.ttl.max
+
+    def resolve_ttl(self, service: ServicePolicy, requested: timedelta | None, topic: str = "create") -> timedelta:
+        longest = self.longest_ttl(service)
+        ttl = requested if requested is not None else service.default_ttl or self.ttl.default
         if not self.ttl.min <= ttl <= longest:
             raise UsageError(
                 f"ttl {format_duration(ttl)} is out of bounds: choose between "
                 f"{format_duration(self.ttl.min)} and {format_duration(longest)}.",
-                topic="create",
+                topic=topic,
             )
         return ttl
+
+    def latest_expiry(self, created_at: datetime) -> datetime:
+        return created_at + self.ttl.lifetime
+
+    def extend_choices(self, service: str | None, created_at: datetime, now: datetime) -> tuple[timedelta, ...]:
+        """The Extend buttons worth offering now: within the TTL bounds and the lifetime."""
+        room = self.latest_expiry(created_at) - now
+        return tuple(choice for choice in self._allowed_choices(service) if choice <= room)
+
+    def _allowed_choices(self, service: str | None) -> tuple[timedelta, ...]:
+        longest = self.longest_ttl(self.rules_for(service))
+        return tuple(choice for choice in self.notices.extend_choices if self.ttl.min <= choice <= longest)
+
+    def notices_for(self, service: str | None, created_at: datetime) -> Notices:
+        """What the execution plane needs to warn before expiry, for an environment created at `created_at`."""
+        return Notices(
+            warn_before=self.notices.warn_before,
+            extend_choices=self._allowed_choices(service),
+            latest_expiry=self.latest_expiry(created_at),
+        )
 
     def check_env_name(self, name: str, argo_namespace: str) -> None:
         reason = reserved_reason(name, (*self.reserved_names, argo_namespace))
@@ -127,26 +176,66 @@ class Policy(_Model):
         return user_id in self.admins
 
 
+def _channels(ids: tuple[str, ...]) -> str:
+    return english_list([f"<#{c}>" for c in ids], "or")
+
+
+def english_list(items: list[str], conjunction: str = "and") -> str:
+    """`a`, `a and b`, `a, b and c`: lists read as English."""
+    if len(items) <= 2:
+        return f" {conjunction} ".join(items)
+    return f"{', '.join(items[:-1])} {conjunction} {items[-1]}"
+
+
 def load_policy(path: Path | None) -> Policy:
-    """Read and validate the policy file; any problem becomes one ConfigError line."""
+    """Read and validate the policy file; any problem becomes one ConfigError line with file and line."""
     if path is None:
         return Policy()
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the policy file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the policy file as UTF-8") from None
+    try:
+        node = yaml.compose(text)
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise ConfigError(f"{path}: {_yaml_problem(exc)}") from None
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(f"{path}: line 1: the policy must be a mapping of settings, not {type(raw).__name__}")
     try:
         return Policy.model_validate(raw or {})
     except ValidationError as exc:
-        raise ConfigError(f"{path}: {_first_problem(exc)}") from None
+        raise ConfigError(f"{path}: {_first_problem(exc, node)}") from None
 
 
-def _first_problem(exc: ValidationError) -> str:
-    problems = []
-    for error in exc.errors():
-        where = ".".join(str(part) for part in error["loc"]) or "(top level)"
-        message = error["msg"].removeprefix("Value error, ")
-        problems.append(f"{where}: {message}")
-    return "; ".join(problems)
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"line {mark.line + 1}: not valid YAML ({problem})" if mark is not None else f"not valid YAML ({problem})"
+
+
+def _first_problem(exc: ValidationError, node: yaml.Node | None) -> str:
+    error = exc.errors()[0]
+    loc = [part for part in error["loc"] if not (isinstance(part, str) and part.startswith("function-"))]
+    where = ".".join(str(part) for part in loc) or "(top level)"
+    message = error["msg"].removeprefix("Value error, ")
+    line = _line(node, loc)
+    return f"{f'line {line}: ' if line else ''}{where}: {message}"
+
+
+def _line(node: yaml.Node | None, loc: list[Any]) -> int | None:
+    """The line of the deepest YAML node the error's field path reaches."""
+    found = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == str(part)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            break
+        if node is None:
+            break
+        found = node.start_mark.line + 1
+    return found

@@ -1,5 +1,6 @@
-"""Every message envbot sends, in Slack mrkdwn. Transports decide how to deliver them."""
+"""Every message envbot sends, in Slack mrkdwn plus abstract buttons. Transports decide how to render them."""
 
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -7,19 +8,58 @@ from pydantic import BaseModel, ConfigDict
 
 from slackbot.clock import rfc3339
 from slackbot.commands import USAGE
-from slackbot.durations import format_duration
-from slackbot.environments import Environment
+from slackbot.durations import format_duration, format_remaining
 from slackbot.errors import EnvbotError, UsageError
-from slackbot.orchestrator import Submission
-from slackbot.spec import DestroyRequest, EnvironmentSpec
+from slackbot.history import Environment, workflow_state
+from slackbot.orchestrator import Submission, WorkflowDetail, WorkflowRecord
+from slackbot.spec import EnvironmentSpec
 
 Visibility = Literal["ephemeral", "in_channel"]
+LIST_LIMIT = 20
+
+
+class Button(BaseModel):
+    """A one-click version of a command. Clicks go through the same path as the typed command."""
+
+    model_config = ConfigDict(frozen=True)
+    action: Literal["extend", "destroy"]
+    env: str
+    ttl: timedelta | None = None
+    label: str
+
+    @property
+    def command(self) -> str:
+        ttl = f" ttl={format_duration(self.ttl)}" if self.ttl else ""
+        return f"{self.action} {self.env}{ttl}"
+
+    @property
+    def confirm(self) -> str | None:
+        """Destructive buttons ask first, in Slack's own confirmation dialog."""
+        if self.action != "destroy":
+            return None
+        return f"This deletes the namespace `{self.env}` and everything in it. It can't be undone."
 
 
 class Reply(BaseModel):
     model_config = ConfigDict(frozen=True)
     text: str
     visibility: Visibility = "ephemeral"
+    buttons: tuple[Button, ...] = ()
+    submitted: bool = False  # a workflow was submitted (a repeat of this click would submit again)
+    problem: bool = False  # refused, invalid or failed: the console exits non-zero
+
+
+class Links:
+    """Workflow names, linked into the Argo UI when ARGO_UI_URL is set."""
+
+    def __init__(self, argo_ui_url: str | None, namespace: str) -> None:
+        self._base = argo_ui_url.rstrip("/") if argo_ui_url else None
+        self._namespace = namespace
+
+    def workflow(self, name: str) -> str:
+        if self._base is None or name.startswith("("):
+            return f"`{name}`"
+        return f"<{self._base}/workflows/{self._namespace}/{name}|{name}>"
 
 
 def slack_date(moment: datetime) -> str:
@@ -28,18 +68,30 @@ def slack_date(moment: datetime) -> str:
     return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}> ({rfc3339(moment)})"
 
 
-def help_text(ttl_default: timedelta, ttl_min: timedelta, ttl_max: timedelta, services: list[str] | None) -> Reply:
-    bounds = (
-        f"between {format_duration(ttl_min)} and {format_duration(ttl_max)}, default {format_duration(ttl_default)}"
+def buttons_for(env: str, extend_choices: Iterable[timedelta]) -> tuple[Button, ...]:
+    extend = tuple(
+        Button(action="extend", env=env, ttl=choice, label=f"Extend +{format_duration(choice)}")
+        for choice in extend_choices
     )
+    return (*extend, Button(action="destroy", env=env, label="Destroy"))
+
+
+# --- help and mistakes --------------------------------------------------------------------------
+
+
+def help_text(bounds: str, services: Sequence[str] | None) -> Reply:
     lines = [
         "*envbot* gives you short-lived Kubernetes environments (one namespace each).",
         f"• `{USAGE['create']}`: ttl like `30m`, `4h`, `2h30m`, `1d12h` ({bounds})",
-        f"• `{USAGE['destroy']}`: for its owner, admins and on-call",
+        f"• `{USAGE['list']}`: live environments (yours, everyone's, a person's or a channel's)",
+        f"• `{USAGE['status']}`: owner, expiry and every workflow of one environment",
+        f"• `{USAGE['extend']}`: keep it longer (owner, admins and on-call)",
+        f"• `{USAGE['destroy']}`: delete it now (owner, admins and on-call)",
         f"• `{USAGE['help']}`: this text",
     ]
     if services is not None:
-        lines.append("Services: " + (", ".join(f"`{name}`" for name in services) or "none configured"))
+        lines.append("*Services*" if services else "*Services*: none configured; ask the platform team.")
+        lines.extend(services)
     lines.append("Example: `/env create checkout ttl=4h`")
     return Reply(text="\n".join(lines))
 
@@ -47,61 +99,150 @@ def help_text(ttl_default: timedelta, ttl_min: timedelta, ttl_max: timedelta, se
 def usage_error(error: UsageError) -> Reply:
     usage = USAGE.get(error.topic or "")
     how = f"Usage: `{usage}`" if usage else "Usage:\n" + "\n".join(f"• `{u}`" for u in USAGE.values())
-    return Reply(text=f":warning: {error.user_message}\n{how}")
+    return Reply(text=f":warning: {error.user_message}\n{how}", problem=True)
 
 
 def refused(error: EnvbotError) -> Reply:
-    return Reply(text=f":no_entry: {error.user_message}")
+    return Reply(text=f":no_entry: {error.user_message}", problem=True)
 
 
-def failed(action: str, env_name: str, error: EnvbotError) -> Reply:
-    return Reply(text=f":x: Could not {action} `{env_name}`: {error.user_message}")
+def failed(action: str, env_name: str | None, error: EnvbotError) -> Reply:
+    subject = f"`{env_name}`" if env_name else "environments"
+    return Reply(text=f":x: Could not {action} {subject}: {error.user_message}", problem=True)
 
 
 def internal_error(reference: str) -> Reply:
     return Reply(
         text=f":x: Something went wrong inside envbot (reference `{reference}`). Nothing more was "
-        "submitted; try again, and give the reference to the platform team if it repeats."
+        "submitted; try again, and give the reference to the platform team if it repeats.",
+        problem=True,
     )
 
 
-def submitting_create(spec: EnvironmentSpec, ttl: timedelta) -> Reply:
-    return Reply(
-        text=f":hourglass_flowing_sand: Submitting `{spec.env_name}` ({spec.service}, ttl {format_duration(ttl)})…"
-    )
+RESTARTING = Reply(text=":warning: envbot is restarting; nothing was submitted. Try again in a minute.", problem=True)
+DUPLICATE = Reply(text=":information_source: Already on it: that request arrived twice, so it runs once.")
 
 
-def submitting_destroy(env_name: str) -> Reply:
-    return Reply(text=f":hourglass_flowing_sand: Submitting destroy of `{env_name}`…")
+def checking(action: str, target: str) -> Reply:
+    """The immediate acknowledgement: promises nothing that a later check could take back."""
+    return Reply(text=f":hourglass_flowing_sand: Checking `{action} {target}`…")
 
 
-def created(spec: EnvironmentSpec, submission: Submission) -> Reply:
+def looking_up(what: str) -> Reply:
+    return Reply(text=f":mag: Looking up {what}…")
+
+
+# --- outcomes -----------------------------------------------------------------------------------
+
+
+def created(
+    spec: EnvironmentSpec, ttl: timedelta, submission: Submission, links: Links, buttons: tuple[Button, ...]
+) -> Reply:
     who = f"<@{spec.requested_by}> requested" if spec.requested_by else "Requested"
-    return Reply(
-        visibility=_visibility(submission),
-        text=(
-            f":rocket: {who} environment `{spec.env_name}` (service `{spec.service}`).\n"
-            f"Expires {slack_date(spec.expires_at)}.\n"
-            f"Workflow: `{submission.workflow_name}`{_dry(submission)}"
-        ),
+    return _announce(
+        submission,
+        f":rocket: {who} environment `{spec.env_name}` (service `{spec.service}`, ttl {format_duration(ttl)}).\n"
+        f"Expires {slack_date(spec.expires_at)}.\n"
+        f"Workflow: {links.workflow(submission.workflow_name)}",
+        buttons,
     )
 
 
-def destroy_submitted(request: DestroyRequest, submission: Submission, env: Environment | None) -> Reply:
-    who = f"<@{request.requested_by}> requested" if request.requested_by else "Requested"
-    owner = f" (owner <@{env.owner}>)" if env and env.owner and env.owner != request.requested_by else ""
-    return Reply(
-        visibility=_visibility(submission),
-        text=(
-            f":wastebasket: {who} destroy of environment `{request.env_name}`{owner}.\n"
-            f"Workflow: `{submission.workflow_name}`{_dry(submission)}"
-        ),
+def extended(
+    env: Environment,
+    user: str,
+    expires_at: datetime,
+    ttl: timedelta,
+    submission: Submission,
+    links: Links,
+    buttons: tuple[Button, ...],
+) -> Reply:
+    owner = f" (owner <@{env.owner}>)" if env.owner and env.owner != user else ""
+    return _announce(
+        submission,
+        f":hourglass: <@{user}> extended `{env.name}`{owner} by {format_duration(ttl)} from now.\n"
+        f"Expires {slack_date(expires_at)}.\n"
+        f"Workflow: {links.workflow(submission.workflow_name)}",
+        buttons,
     )
 
 
-def _visibility(submission: Submission) -> Visibility:
-    return "ephemeral" if submission.dry_run else "in_channel"
+def destroy_submitted(
+    env_name: str, user: str | None, env: Environment | None, submission: Submission, links: Links
+) -> Reply:
+    who = f"<@{user}> requested" if user else "Requested"
+    owner = f" (owner <@{env.owner}>)" if env and env.owner and env.owner != user else ""
+    return _announce(
+        submission,
+        f":wastebasket: {who} destroy of environment `{env_name}`{owner}.\n"
+        f"Workflow: {links.workflow(submission.workflow_name)}",
+        (),
+    )
 
 
-def _dry(submission: Submission) -> str:
-    return "\n_Dry run: nothing was submitted._" if submission.dry_run else ""
+def _announce(submission: Submission, text: str, buttons: tuple[Button, ...]) -> Reply:
+    dry = "\n_Dry run: nothing was submitted._" if submission.dry_run else ""
+    return Reply(text=text + dry, visibility="in_channel", buttons=buttons, submitted=True)
+
+
+def listing(title: str, envs: list[Environment], now: datetime) -> Reply:
+    if not envs:
+        return Reply(text=f"{title}: none live. Create one with `/env create <service>`.")
+    envs = sorted(envs, key=lambda e: (e.expires_at or datetime.max.replace(tzinfo=UTC), e.name))
+    lines = [f"*{title}* ({len(envs)}, soonest expiry first)"]
+    lines += [_list_line(env, now) for env in envs[:LIST_LIMIT]]
+    if len(envs) > LIST_LIMIT:
+        lines.append(f"…and {len(envs) - LIST_LIMIT} more. Narrow it with `/env list @person` or `/env list #channel`.")
+    return Reply(text="\n".join(lines))
+
+
+def _list_line(env: Environment, now: datetime) -> str:
+    where = f" · <#{env.channel}>" if env.channel else ""
+    owner = f" · <@{env.owner}>" if env.owner else ""
+    last = env.last_workflow
+    state = workflow_state(last)
+    doing = state if last.action == "create" else f"{last.action} {state}"
+    return f"• `{env.name}` · {env.service or '?'}{owner}{where} · expires {_expiry(env, now)} · {doing}"
+
+
+def _expiry(env: Environment, now: datetime) -> str:
+    if env.expires_at is None:
+        return "never (no expiry recorded)"
+    return f"{slack_date(env.expires_at)}, {format_remaining(env.expires_at - now)} left"
+
+
+def status(env: Environment, details: dict[str, WorkflowDetail], now: datetime, links: Links) -> Reply:
+    state = env.state(now)
+    lines = [
+        f"*`{env.name}`*: {_STATE_WORDS[state]}",
+        f"Owner <@{env.owner}> · service `{env.service or '?'}`" + (f" · <#{env.channel}>" if env.channel else ""),
+        f"Created {slack_date(env.created_at)}",
+        f"Expires {_expiry(env, now)}"
+        if state == "live"
+        else f"Expiry was {slack_date(env.expires_at)}"
+        if env.expires_at
+        else "No expiry recorded",
+        "*Workflows*",
+    ]
+    lines += [_workflow_line(record, details.get(record.name), links) for record in env.workflows]
+    return Reply(text="\n".join(lines))
+
+
+_STATE_WORDS = {
+    "live": "live",
+    "failed": "its create failed",
+    "destroying": "being destroyed",
+    "destroyed": "destroyed",
+    "expired": "expired (the reaper deletes it)",
+}
+
+
+def _workflow_line(record: WorkflowRecord, detail: WorkflowDetail | None, links: Links) -> str:
+    by = f" by <@{record.requested_by}>" if record.requested_by else ""
+    until = f", to {rfc3339(record.expires_at)}" if record.action == "extend" and record.expires_at else ""
+    line = f"• {record.action}{until}{by}: {links.workflow(record.name)} · {workflow_state(record)}"
+    if detail is not None and detail.failed_step is not None:
+        line += f"\n    step `{detail.failed_step.name}` failed: {detail.failed_step.message[:300]}"
+    elif record.failed and record.message:
+        line += f"\n    {record.message[:300]}"
+    return line

@@ -1,7 +1,10 @@
 """Configuration from the environment and an optional `.env`, validated once at start-up."""
 
+import ipaddress
+import math
+import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, HttpUrl, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -9,11 +12,47 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from slackbot.errors import ConfigError
 from slackbot.names import check_label
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_HOSTNAME = re.compile(r"[A-Za-z0-9](?:[-A-Za-z0-9.]{0,251}[A-Za-z0-9])?")
+
 
 def _api_url(value: HttpUrl) -> HttpUrl:
     if not str(value).endswith("/"):
         raise ValueError("must end with '/' (for example https://slack.com/api/)")
     return value
+
+
+def _finite(value: object) -> object:
+    if isinstance(value, str) and value.strip().lower() in ("nan", "inf", "+inf", "-inf", "infinity", "-infinity"):
+        raise ValueError(f"'{value}' is not a number of seconds; use a plain number such as 30")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{value} is not a number of seconds; use a plain number such as 30")
+    return value
+
+
+def _log_level(value: object) -> str:
+    level = str(value).strip().upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"'{value}' is not a log level; use one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+def _host(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        if not _HOSTNAME.fullmatch(value):
+            raise ValueError(f"'{value}' is not an IP address or host name to listen on (e.g. 0.0.0.0)") from None
+    return value
+
+
+def _optional_path(value: object) -> object:
+    # `ENVBOT_AUDIT_FILE=` (empty) means unset, not the current directory.
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+Seconds = Annotated[float, BeforeValidator(_finite)]
+OptionalPath = Annotated[Path | None, BeforeValidator(_optional_path)]
 
 
 class Settings(BaseSettings):
@@ -23,25 +62,35 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = None
     slack_app_token: SecretStr | None = None
     slack_api_url: Annotated[HttpUrl, AfterValidator(_api_url)] = HttpUrl("https://slack.com/api/")
+    # Follow-ups go only to response_urls under this prefix (GovSlack and tests set their own).
+    slack_response_url_prefix: HttpUrl = HttpUrl("https://hooks.slack.com/")
+    slack_timeout: Seconds = Field(default=5.0, gt=0, le=60)
     argo_bin: str = Field(default="argo", min_length=1)
     argo_namespace: Annotated[str, AfterValidator(lambda v: check_label("ARGO_NAMESPACE", v))] = "argo"
-    argo_timeout: float = Field(default=30.0, gt=0, le=600)
+    argo_timeout: Seconds = Field(default=30.0, gt=0, le=600)
     argo_concurrency: int = Field(default=8, ge=1, le=64)
+    # MiB read from one `argo list` at most; lists are parsed as they stream, so this bounds time, not memory.
+    argo_output_limit: int = Field(default=512, ge=1, le=4096)
+    argo_ui_url: HttpUrl | None = None
     port: int = Field(default=3000, ge=1, le=65535)
-    host: str = "0.0.0.0"  # noqa: S104 - the pod's listener; probes and Slack reach it through a Service
-    envbot_policy: Path | None = None
-    envbot_audit_file: Path | None = None
-    group_cache_seconds: float = Field(default=300.0, ge=0, le=86400)
-    log_level: Annotated[str, BeforeValidator(lambda v: str(v).upper())] = Field(
-        default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$"
-    )
+    # Probes and metrics on a listener of their own, so a flood of Slack-facing connections can't starve them.
+    ops_port: int | None = Field(default=None, ge=0, le=65535)
+    host: Annotated[str, AfterValidator(_host)] = "0.0.0.0"  # noqa: S104 - the pod's listener, behind a Service
+    http_threads: int = Field(default=16, ge=2, le=256)
+    http_connection_limit: int = Field(default=200, ge=10, le=10000)
+    http_idle_timeout: int = Field(default=10, ge=1, le=600)
+    shutdown_grace: Seconds = Field(default=20.0, ge=0, le=600)
+    envbot_policy: OptionalPath = None
+    envbot_audit_file: OptionalPath = None
+    group_cache_seconds: Seconds = Field(default=300.0, ge=0, le=86400)
+    log_level: Annotated[str, BeforeValidator(_log_level)] = "INFO"
 
     def is_set(self, name: str) -> bool:
         value = getattr(self, name)
         return value is not None and bool(value.get_secret_value().strip())
 
     @property
-    def default_mode(self) -> str:
+    def default_mode(self) -> Literal["http", "socket"]:
         return "socket" if self.is_set("slack_app_token") else "http"
 
     def secrets_for(self, mode: str) -> tuple[str, str]:
@@ -53,12 +102,22 @@ class Settings(BaseSettings):
             if not self.is_set(name):
                 raise ConfigError(f"{name.upper()} is not set; see .env.example")
 
+    def secret(self, name: str) -> str:
+        value: SecretStr | None = getattr(self, name)
+        return value.get_secret_value().strip() if value is not None else ""
 
-def load_settings(**overrides: object) -> Settings:
+
+def load_settings(**overrides: Any) -> Settings:
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**overrides)
     except ValidationError as exc:
         error = exc.errors()[0]
         name = str(error["loc"][0]).upper() if error["loc"] else "settings"
-        message = error["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"{name} is invalid: {message}") from None
+        raise ConfigError(f"{name} is invalid: {_message(error)}") from None
+
+
+def _message(error: Any) -> str:
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] in ("float_parsing", "int_parsing"):
+        return f"'{error['input']}' is not a number"
+    return message

@@ -1,13 +1,14 @@
 """What the bot asks the execution plane for. Validated on construction, immutable afterwards."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from slackbot.clock import rfc3339
 from slackbot.commands import EnvName, ServiceName
-from slackbot.names import ChannelId, UserId
+from slackbot.durations import format_duration
+from slackbot.names import ChannelId, UserId, WorkflowName
 
 
 def _whole_utc_seconds(value: datetime) -> datetime:
@@ -16,33 +17,81 @@ def _whole_utc_seconds(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(microsecond=0)
 
 
-class Actor(BaseModel):
+Instant = Annotated[datetime, AfterValidator(_whole_utc_seconds)]
+Action = Literal["create", "extend", "destroy"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Actor(_Frozen):
     """Who typed the command, and where. Slack ids only, trusted after signature checks."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
     user_id: UserId
     channel_id: ChannelId | None = None
 
 
-class EnvironmentSpec(BaseModel):
+class Notices(_Frozen):
+    """What the execution plane needs to warn before expiry (see docs/adr/0005)."""
+
+    warn_before: tuple[timedelta, ...] = ()
+    extend_choices: tuple[timedelta, ...] = ()
+    latest_expiry: Instant | None = None  # creation + the policy's lifetime
+
+    @property
+    def warn_before_text(self) -> str:
+        return ",".join(str(int(lead.total_seconds())) for lead in self.warn_before)
+
+    @property
+    def extend_choices_text(self) -> str:
+        return ",".join(format_duration(choice) for choice in self.extend_choices)
+
+    @property
+    def latest_expiry_text(self) -> str:
+        return rfc3339(self.latest_expiry) if self.latest_expiry else ""
+
+
+class EnvironmentSpec(_Frozen):
     """An environment to create: one namespace, with an owner and an expiry."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
     env_name: EnvName
     service: ServiceName
-    expires_at: Annotated[datetime, AfterValidator(_whole_utc_seconds)]
+    expires_at: Instant
     requested_by: UserId | None = None
     slack_channel: ChannelId | None = None
+    # The create workflow of an earlier, ended environment of the same name: history says which came first.
+    replaces: WorkflowName | None = None
+    notices: Notices = Notices()
 
     @property
     def expires_at_text(self) -> str:
         return rfc3339(self.expires_at)
 
 
-class DestroyRequest(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class Lineage(_Frozen):
+    """Which environment a later workflow acts on, so history can be folded from facts, not timestamps."""
+
+    owner: UserId | None = None
+    channel: ChannelId | None = None
+    service: ServiceName | None = None
+    incarnation: WorkflowName | None = None  # the create workflow of the environment acted on
+    after: WorkflowName | None = None  # the newest workflow of that environment when the decision was made
+
+
+class ExtendRequest(_Frozen):
+    env_name: EnvName
+    expires_at: Instant
+    requested_by: UserId
+    lineage: Lineage
+    notices: Notices = Notices()
+
+    @property
+    def expires_at_text(self) -> str:
+        return rfc3339(self.expires_at)
+
+
+class DestroyRequest(_Frozen):
     env_name: EnvName
     requested_by: UserId | None = None
-
-
-Action = Literal["create", "destroy"]
+    lineage: Lineage = Lineage()

@@ -1,6 +1,6 @@
 """Builds the core from settings: one place, shared by Slack, the console and `envbot check`."""
 
-from slackbot.argo_cli import ArgoCliOrchestrator, Runner, run_process
+from slackbot.argo_cli import ArgoCliOrchestrator, ProcessRunner, Runner
 from slackbot.audit import AuditLog
 from slackbot.bot import EnvBot
 from slackbot.clock import Clock, utc_now
@@ -9,13 +9,14 @@ from slackbot.policy import load_policy
 from slackbot.settings import Settings
 
 
-def build_orchestrator(settings: Settings, runner: Runner = run_process) -> ArgoCliOrchestrator:
+def build_orchestrator(settings: Settings, runner: Runner | None = None) -> ArgoCliOrchestrator:
+    runner = runner or ProcessRunner(output_limit=settings.argo_output_limit * 1024 * 1024)
     return ArgoCliOrchestrator(settings.argo_bin, settings.argo_namespace, settings.argo_timeout, runner)
 
 
 def build_bot(
     settings: Settings,
-    runner: Runner = run_process,
+    runner: Runner | None = None,
     groups: GroupDirectory | None = None,
     clock: Clock = utc_now,
     audit: AuditLog | None = None,
@@ -26,4 +27,5 @@ def build_bot(
         clock=clock,
         groups=groups,
         audit=audit or AuditLog(path=settings.envbot_audit_file),
+        argo_ui_url=str(settings.argo_ui_url) if settings.argo_ui_url else None,
     )

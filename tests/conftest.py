@@ -1,9 +1,8 @@
 """Fixtures that stand up the real bot against local stand-ins for argo and Slack."""
 
+import itertools
 import json
 import os
-import stat
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -13,19 +12,26 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import freezegun
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
 from slackbot.settings import Settings
 from slackbot.slack.runtime import Runtime
+from tests.fakes.argo_handle import FakeArgo
 from tests.fakes.slack_api import FakeSlack
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
 SIGNING_SECRET = "test-signing-secret-5c1f0e9a"
 BOT_TOKEN = "xoxb-test-bot-token-7d2a9b41"
 APP_TOKEN = "xapp-1-A111-test-app-token-3e8c4f"
 SECRETS = (SIGNING_SECRET, BOT_TOKEN, APP_TOKEN)
+
+# waitress's idle-connection bookkeeping must run on real time: freezegun decides per call by looking a
+# few frames up the stack, so its cleanup (under `threading`, real time) could otherwise compare against
+# activity stamped with frozen time and close a live connection. The app it calls (waitress.task) stays
+# frozen, so the bot's clock is still pinned.
+freezegun.configure(extend_ignore_list=["waitress.channel", "waitress.server", "waitress.wasyncore"])
 
 
 @pytest.fixture(autouse=True)
@@ -34,41 +40,6 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(("SLACK_", "ARGO_", "ENVBOT_")) or name in ("PORT", "LOG_LEVEL"):
             monkeypatch.delenv(name)
-
-
-class FakeArgo:
-    """Handle on the fake `argo` executable: configure it, read what it was asked."""
-
-    def __init__(self, folder: Path) -> None:
-        self.state = folder / "argo-state"
-        self.state.mkdir()
-        self.bin = folder / "bin" / "argo"
-        self.bin.parent.mkdir()
-        fake = ROOT / "tests" / "fakes" / "fake_argo.py"
-        self.bin.write_text(f'#!/bin/sh\nFAKE_ARGO_STATE="{self.state}" exec "{sys.executable}" "{fake}" "$@"\n')
-        self.bin.chmod(self.bin.stat().st_mode | stat.S_IXUSR)
-        self.configure()
-
-    def configure(self, **options: Any) -> None:
-        config = {"templates_dir": str(ROOT / "argo" / "workflowtemplates"), "namespace": "argo", "mode": "normal"}
-        (self.state / "config.json").write_text(json.dumps(config | options))
-
-    def calls(self) -> list[list[str]]:
-        path = self.state / "calls.jsonl"
-        if not path.exists():
-            return []
-        return [json.loads(line)["argv"] for line in path.read_text().splitlines()]
-
-    def pids(self) -> list[int]:
-        path = self.state / "calls.jsonl"
-        return [json.loads(line)["pid"] for line in path.read_text().splitlines()] if path.exists() else []
-
-    def submits(self) -> list[list[str]]:
-        return [argv for argv in self.calls() if argv and argv[0] == "submit"]
-
-    def workflows(self) -> list[dict[str, Any]]:
-        folder = self.state / "workflows"
-        return [json.loads(p.read_text()) for p in folder.glob("*.json")] if folder.exists() else []
 
 
 @pytest.fixture
@@ -88,9 +59,11 @@ def make_settings(fake_argo: FakeArgo, fake_slack: FakeSlack, **overrides: Any) 
         "slack_bot_token": BOT_TOKEN,
         "slack_signing_secret": SIGNING_SECRET,
         "slack_api_url": fake_slack.api_url,
+        "slack_response_url_prefix": fake_slack.response_prefix,
         "argo_bin": str(fake_argo.bin),
         "argo_timeout": 10,
         "host": "127.0.0.1",
+        "shutdown_grace": 5,
     }
     return Settings(_env_file=None, **(values | overrides))  # type: ignore[call-arg]
 
@@ -106,6 +79,9 @@ class SlackPost:
         return json.loads(self.body)
 
 
+_SEQUENCE = itertools.count(1)  # response_url keys unique across every bot a test starts
+
+
 class HttpBot:
     """The real Runtime serving HTTP on a local port, driven like Slack drives it."""
 
@@ -113,11 +89,9 @@ class HttpBot:
         self.runtime = runtime
         self.slack = slack
         self.url = f"http://127.0.0.1:{runtime.port}"
-        self._sequence = 0
 
     def command_form(self, text: str, user: str = "U111AAA", channel: str = "C111AAA") -> tuple[dict[str, str], str]:
-        self._sequence += 1
-        key = f"cmd{self._sequence}"
+        key = f"cmd{next(_SEQUENCE)}"
         form = {
             "token": "deprecated-verification-token",
             "team_id": "T111",
@@ -160,6 +134,52 @@ class HttpBot:
 
     def reply(self, response_path: str, timeout: float = 15) -> dict[str, Any]:
         return self.slack.wait_for(response_path, 1, timeout)[0].body
+
+    def click(
+        self, message: dict[str, Any], label: str, user: str = "U111AAA", channel: str = "C111AAA", ts: str = "1.0"
+    ) -> tuple[SlackPost, str]:
+        """Click the button labelled `label` on a message envbot posted, as Slack sends it."""
+        key = f"click{next(_SEQUENCE)}"
+        payload = block_actions(message, label, user, channel, ts, self.slack.response_url(key), key)
+        return self.post(urlencode({"payload": json.dumps(payload)})), f"/response/{key}"
+
+
+def button(message: dict[str, Any], label: str) -> dict[str, Any]:
+    """The button element labelled `label` in a message's blocks."""
+    for block in message.get("blocks") or []:
+        for element in block.get("elements", []) if block.get("type") == "actions" else []:
+            if element["text"]["text"] == label:
+                return dict(element)
+    raise AssertionError(f"no button {label!r} in {message.get('blocks')}")
+
+
+def block_actions(
+    message: dict[str, Any], label: str, user: str, channel: str, ts: str, response_url: str, key: str
+) -> dict[str, Any]:
+    """Slack's block_actions payload for a click on one of the message's buttons."""
+    element = button(message, label)
+    return {
+        "type": "block_actions",
+        "user": {"id": user, "username": "someone", "team_id": "T111"},
+        "api_app_id": "A111",
+        "token": "deprecated-verification-token",
+        "container": {"type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": False},
+        "trigger_id": f"1337.43.{key}",
+        "team": {"id": "T111", "domain": "example"},
+        "channel": {"id": channel, "name": "dev"},
+        "message": {"type": "message", "ts": ts, "text": message.get("text", ""), "blocks": message.get("blocks")},
+        "response_url": response_url,
+        "actions": [
+            {
+                "action_id": element["action_id"],
+                "block_id": "b1",
+                "text": element["text"],
+                "value": element["value"],
+                "type": "button",
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
+    }
 
 
 def http_request(url: str, data: bytes | None = None, headers: dict[str, str] | None = None) -> SlackPost:

@@ -26,6 +26,9 @@ FIELDS = {
     "workflow",
     "outcome",
     "latency_ms",
+    "source",
+    "ttl",
+    "expires_at",
 }
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from slack_sdk.signature import SignatureVerifier
 
-from tests.conftest import HttpBot
+from tests.conftest import SIGNING_SECRET, HttpBot
 
 OWNER, STRANGER, ADMIN, ONCALL = "U0OWNER1", "U0STRANGER", "U0ADMIN1", "U0ONCALL1"
 POLICY = f"""
@@ -56,7 +57,7 @@ def test_owner_destroys_their_environment(bot: HttpBot, fake_argo: Any) -> None:
         "-n",
         "argo",
         "-l",
-        "app.kubernetes.io/managed-by=envbot,envbot.dev/env=co-owned,envbot.dev/action=create",
+        "app.kubernetes.io/managed-by=envbot,envbot.dev/env=co-owned",
         "-o",
         "json",
     ]
@@ -66,7 +67,7 @@ def test_a_stranger_is_refused_and_told_who_may(bot: HttpBot, fake_argo: Any) ->
     create(bot, "co-owned")
     reply = destroy(bot, "co-owned", STRANGER)
     assert reply["response_type"] == "ephemeral"
-    assert f"Only the owner <@{OWNER}>, admins (<@{ADMIN}>), members of <!subteam^S0ONCALL>" in reply["text"]
+    assert f"Only the owner <@{OWNER}>, admins (<@{ADMIN}>) or members of <!subteam^S0ONCALL>" in reply["text"]
     assert destroy_submits(fake_argo) == []
 
 
@@ -119,7 +120,14 @@ def test_membership_change_event_refreshes_the_cache(bot: HttpBot, fake_slack: A
             "removed_users": [],
         },
     }
-    assert bot.post(json.dumps(event)).status == 200
+    body = json.dumps(event)
+    stamp = str(int(time.time()))
+    headers = {
+        "Content-Type": "application/json",  # the Events API sends JSON
+        "X-Slack-Request-Timestamp": stamp,
+        "X-Slack-Signature": SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=stamp, body=body),
+    }
+    assert bot.post(body, headers=headers).status == 200
     assert destroy(bot, "co-b", STRANGER)["response_type"] == "in_channel"
     assert len(fake_slack.requests("/api/usergroups.users.list")) == 2
 

@@ -7,7 +7,15 @@ from freezegun import freeze_time
 
 from slackbot.argo_cli import ArgoCliOrchestrator, DryRunRunner
 from slackbot.bot import EnvBot
-from slackbot.commands import CreateCommand, DestroyCommand, HelpCommand, parse
+from slackbot.commands import (
+    CreateCommand,
+    DestroyCommand,
+    ExtendCommand,
+    HelpCommand,
+    ListCommand,
+    StatusCommand,
+    parse,
+)
 from slackbot.durations import format_duration, parse_duration
 from slackbot.errors import UsageError
 from slackbot.names import derive_env_name, is_dns_label, reserved_reason
@@ -36,6 +44,14 @@ def test_bad_durations(text: str) -> None:
         parse_duration(text)
 
 
+@pytest.mark.parametrize("text", ["0m", "0h", "0d", "00m", "0d0h0m"])
+def test_zero_is_never_a_duration(text: str) -> None:
+    with pytest.raises(ValueError, match="is zero"):
+        parse_duration(text)
+    with pytest.raises(UsageError, match=f"ttl: `{text}` is zero"):
+        parse(f"create checkout ttl={text}")
+
+
 def test_duration_round_trip() -> None:
     assert format_duration(parse_duration("90m")) == "1h30m"
     assert format_duration(timedelta(days=1, hours=12)) == "1d12h"
@@ -46,6 +62,17 @@ def test_parse_create_with_options() -> None:
         service="checkout", ttl=timedelta(hours=2, minutes=30), name="co-demo"
     )
     assert parse("  CREATE   checkout  ") == CreateCommand(service="checkout")
+
+
+def test_parse_list_status_and_extend() -> None:
+    assert parse("list") == ListCommand()
+    assert parse("LIST all") == ListCommand(scope="all")
+    assert parse("list <@U123ABC|alice>") == ListCommand(scope="user", user_id="U123ABC")
+    assert parse("list <@W0GRID>") == ListCommand(scope="user", user_id="W0GRID")
+    assert parse("list <#C0DEV|dev-team>") == ListCommand(scope="channel", channel_id="C0DEV")
+    assert parse("status co-demo") == StatusCommand(env_name="co-demo")
+    assert parse("extend co-demo") == ExtendCommand(env_name="co-demo")
+    assert parse("extend co-demo ttl=1d") == ExtendCommand(env_name="co-demo", ttl=timedelta(days=1))
 
 
 def test_parse_destroy_and_help() -> None:
@@ -81,6 +108,15 @@ def test_parse_destroy_and_help() -> None:
         ("create checkout ttl=4h\u00a0", "U+00A0", None),
         ("create checkout \u201cname=x\u201d", "curled a quote", None),
         ("x" * 401, "the limit is 400", None),
+        ("create checkout ttl 4h", "Did you mean `ttl=4h`?", "create"),
+        ("extend co-demo TTL 2h", "Did you mean `ttl=2h`?", "extend"),
+        ("extend", "Tell me which environment", "extend"),
+        ("status a b", "takes one environment", "status"),
+        ("list everyone", "`everyone` is not something I can list by", "list"),
+        ("list @alice", "pick them from Slack's autocomplete", None),
+        ("list <@u1|x>", "`<` is not allowed", None),
+        ("list a b", "Unexpected `b`", "list"),
+        ("extend co-demo name=x", "`name=` is not an option of `extend`", "extend"),
     ],
 )
 def test_usage_errors(text: str, message: str, topic: str | None) -> None:

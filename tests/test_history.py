@@ -1,95 +1,181 @@
-"""Reading the execution plane's history: argo list JSON into records, records into environments."""
+"""History into environments: the fold follows lineage facts, and `argo list` output is read item by item."""
 
-import io
+import json
+import threading
+import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from slackbot.argo_cli import ArgoCliOrchestrator
-from slackbot.console import interactive_lines, plain_text
-from slackbot.environments import environments
-from slackbot.orchestrator import WorkflowRecord
-from slackbot.replies import Reply
-from slackbot.spec import DestroyRequest, EnvironmentSpec
-from tests.conftest import FakeArgo
+import pytest
+
+from slackbot.argo_cli.output import NotAWorkflowList, WorkflowListReader, workflow_detail, workflow_record
+from slackbot.history import HistoryReader, fold
+from slackbot.orchestrator import Scope, WorkflowRecord
 
 T0 = datetime(2026, 11, 28, 10, tzinfo=UTC)
 
 
-def record(action: str, env: str, seconds: int, **extra: object) -> WorkflowRecord:
-    return WorkflowRecord(
-        name=f"wf-{action}-{seconds}",
-        action=action,
-        env_name=env,  # type: ignore[arg-type]
-        created_at=T0 + timedelta(seconds=seconds),
-        **extra,
-    )
+def rec(name: str, action: str, env: str = "a", seconds: int = 0, **extra: Any) -> WorkflowRecord:
+    return WorkflowRecord(name=name, action=action, env_name=env, created_at=T0 + timedelta(seconds=seconds), **extra)
 
 
-def test_history_round_trips_through_the_fake_argo(fake_argo: FakeArgo) -> None:
-    argo = ArgoCliOrchestrator(str(fake_argo.bin), "argo", 10)
-    spec = EnvironmentSpec(
-        env_name="co-1",
-        service="checkout",
-        expires_at=T0 + timedelta(hours=4),
-        requested_by="U1AAA",
-        slack_channel="C1AAA",
-    )
-    created = argo.create(spec)
-    argo.create(spec.model_copy(update={"env_name": "co-2", "requested_by": "U2BBB"}))
-    destroyed = argo.destroy(DestroyRequest(env_name="co-1", requested_by="U9ZZZ"))
-
-    (mine,) = argo.history(requested_by="U1AAA")
-    assert mine == WorkflowRecord(
-        name=created.workflow_name,
-        action="create",
-        env_name="co-1",
-        service="checkout",
-        requested_by="U1AAA",
-        channel="C1AAA",
-        created_at=mine.created_at,
-        expires_at=T0 + timedelta(hours=4),
-    )
-    both = argo.history(env_names=("co-1",))
-    assert {r.name for r in both} == {created.workflow_name, destroyed.workflow_name}
-    assert len(argo.history(env_names=("co-1", "co-2"), action="create")) == 2
-    assert fake_argo.calls()[-1][4] == (
-        "app.kubernetes.io/managed-by=envbot,envbot.dev/env in (co-1,co-2),envbot.dev/action=create"
-    )
-    assert argo.version() == "argo: v3.7.18"
-
-
-def test_environments_fold_latest_create_and_later_destroys() -> None:
-    found = environments(
+def test_extends_count_and_the_latest_one_that_did_not_fail_sets_the_expiry() -> None:
+    found = fold(
         [
-            record("create", "a", 0, requested_by="U1", expires_at=T0 + timedelta(hours=1)),
-            record("destroy", "a", 10),
-            record("create", "a", 20, requested_by="U2", expires_at=T0 + timedelta(hours=2)),
-            record("create", "b", 0, requested_by="U1", phase="Failed"),
-            record("create", "c", 5, requested_by="U3", expires_at=T0 + timedelta(minutes=1)),
-            record("destroy", "d", 5),
+            rec("c1", "create", owner="U1", expires_at=T0 + timedelta(hours=1)),
+            rec("e1", "extend", seconds=60, incarnation="c1", after="c1", expires_at=T0 + timedelta(hours=5)),
+            rec("e2", "extend", seconds=120, incarnation="c1", after="e1", expires_at=T0 + timedelta(hours=3)),
+            rec(
+                "e3",
+                "extend",
+                seconds=180,
+                incarnation="c1",
+                after="e2",
+                expires_at=T0 + timedelta(hours=9),
+                phase="Failed",
+            ),
         ]
     )
-    assert set(found) == {"a", "b", "c"}
-    assert found["a"].owner == "U2" and not found["a"].destroyed and found["a"].is_live(T0)
-    assert not found["b"].is_live(T0)  # its create failed
-    assert found["c"].is_live(T0) and not found["c"].is_live(T0 + timedelta(minutes=2))  # expired
+    env = found["a"]
+    # Past its original expiry the environment is live because of the extends, and counts as such.
+    assert env.expires_at == T0 + timedelta(hours=3)
+    assert env.is_live(T0 + timedelta(hours=2))
+    assert not env.is_live(T0 + timedelta(hours=3))
+    assert env.latest.name == "e3"
 
 
-def test_a_failed_destroy_leaves_the_environment_standing() -> None:
-    found = environments([record("create", "a", 0, requested_by="U1"), record("destroy", "a", 10, phase="Failed")])
-    assert not found["a"].destroyed and found["a"].is_live(T0)
-
-
-def test_a_destroy_in_the_same_second_follows_the_create() -> None:
-    found = environments([record("destroy", "a", 0), record("create", "a", 0, requested_by="U1")])
-    assert found["a"].destroyed
-
-
-def test_console_text_rendering_and_prompt() -> None:
-    reply = Reply(
-        text="<@U1> at <!date^1^{time}|2026-11-28 15:00 UTC> in <#C1> by <!subteam^S1>", visibility="in_channel"
+def test_same_second_extends_are_ordered_by_their_chain_not_their_names() -> None:
+    found = fold(
+        [
+            rec("c1", "create", expires_at=T0 + timedelta(hours=1)),
+            rec("zz-first", "extend", incarnation="c1", after="c1", expires_at=T0 + timedelta(hours=8)),
+            rec("aa-second", "extend", incarnation="c1", after="zz-first", expires_at=T0 + timedelta(hours=2)),
+        ]
     )
-    assert plain_text(reply) == "[visible to the channel] @U1 at 2026-11-28 15:00 UTC in #C1 by @S1"
-    out = io.StringIO()
-    lines = list(interactive_lines(io.StringIO("/env help\ncreate x\nexit\nnever read\n"), out))
-    assert lines == ["/env help\n", "create x\n"]
-    assert out.getvalue() == "envbot> " * 3
+    assert [e.name for e in found["a"].extends] == ["zz-first", "aa-second"]
+    assert found["a"].expires_at == T0 + timedelta(hours=2)
+
+
+def test_a_destroy_ends_the_create_it_names_even_in_the_same_second_as_a_new_create() -> None:
+    records = [
+        rec("c-old", "create", owner="U1", expires_at=T0 + timedelta(hours=4)),
+        rec("d1", "destroy", incarnation="c-old", after="c-old", phase="Succeeded"),
+        rec("c-new", "create", owner="U2", after="c-old", expires_at=T0 + timedelta(hours=4)),
+    ]
+    for order in (records, list(reversed(records))):
+        env = fold(order)["a"]
+        assert env.create.name == "c-new" and env.owner == "U2"
+        assert env.state(T0) == "live" and env.destroy is None
+
+
+def test_a_pending_destroy_is_destroying_and_a_failed_one_leaves_it_standing() -> None:
+    base = rec("c1", "create", expires_at=T0 + timedelta(hours=4))
+    pending = fold([base, rec("d1", "destroy", incarnation="c1", phase="Running")])["a"]
+    assert pending.state(T0) == "destroying" and not pending.is_live(T0)
+    failed = fold([base, rec("d1", "destroy", incarnation="c1", phase="Failed")])["a"]
+    assert failed.state(T0) == "live"
+    done = fold([base, rec("d1", "destroy", incarnation="c1", phase="Succeeded")])["a"]
+    assert done.state(T0) == "destroyed"
+
+
+def test_a_failed_create_and_unrelated_workflows() -> None:
+    found = fold(
+        [
+            rec("c1", "create", phase="Error"),
+            rec("d9", "destroy", env="orphan"),  # no create on record: nothing to show
+            rec("e9", "extend", incarnation="someone-else"),
+        ]
+    )
+    assert set(found) == {"a"}
+    assert found["a"].state(T0) == "failed" and found["a"].extends == ()
+
+
+def workflow(name: str, labels: dict[str, str], **status: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "creationTimestamp": "2026-11-28T10:00:00Z", "labels": labels},
+        "spec": {"arguments": {"parameters": [{"name": "expires_at", "value": "2026-11-28T14:00:00Z"}]}},
+        "status": status,
+        "padding": "x" * 5000,  # full Workflow objects are large; the reader keeps only the facts
+    }
+
+
+LABELS = {"envbot.dev/env": "a", "envbot.dev/action": "create", "envbot.dev/requested-by": "U1"}
+
+
+def test_the_list_reader_parses_items_as_they_arrive_in_any_split() -> None:
+    items = [workflow(f"wf-{i}", LABELS, phase="Succeeded") for i in range(5)]
+    items.append({"metadata": {"name": "not-envbots", "labels": {}}})
+    text = json.dumps(items, indent=2)
+    for size in (1, 7, 4096, len(text)):
+        reader = WorkflowListReader()
+        for start in range(0, len(text), size):
+            reader.feed(text[start : start + size])
+        records = reader.finish()
+        assert [r.name for r in records] == [f"wf-{i}" for i in range(5)]
+        assert records[0].owner == "U1" and records[0].phase == "Succeeded"
+        assert records[0].expires_at == datetime(2026, 11, 28, 14, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "output", ["", "null", "{}", "No workflows found", "[1, 2]", '[{"a": 1}', '[{"a": 1}] x', "[,]"]
+)
+def test_output_that_is_not_a_list_of_workflows_fails_closed(output: str) -> None:
+    reader = WorkflowListReader()
+    with pytest.raises(NotAWorkflowList):
+        reader.feed(output)
+        reader.finish()
+
+
+def test_an_empty_list_is_a_fact() -> None:
+    reader = WorkflowListReader()
+    reader.feed("[]\n")
+    assert reader.finish() == []
+
+
+def test_workflow_detail_names_the_failing_step() -> None:
+    item = workflow("wf", LABELS, phase="Failed", message="child failed")
+    item["status"]["nodes"] = {
+        "wf": {"id": "wf", "type": "Steps", "phase": "Failed", "message": "child failed"},
+        "wf-1": {
+            "id": "wf-1",
+            "type": "Pod",
+            "displayName": "create",
+            "phase": "Failed",
+            "finishedAt": "2026-11-28T10:00:05Z",
+            "message": "envbot: namespace a exists and is not managed by envbot",
+        },
+    }
+    detail = workflow_detail(item)
+    assert detail.failed_step is not None and detail.failed_step.name == "create"
+    assert "not managed by envbot" in detail.failed_step.message
+    assert detail.record == workflow_record(item)
+
+
+def test_views_share_an_inflight_read_and_decisions_never_do() -> None:
+    calls: list[Scope] = []
+    gate = threading.Event()
+
+    class SlowHistory:
+        namespace = "argo"
+        dry_run = False
+
+        def history(self, scope: Scope) -> list[WorkflowRecord]:
+            calls.append(scope)
+            gate.wait(5)
+            return [rec("c1", "create", expires_at=T0 + timedelta(hours=1))]
+
+    reader = HistoryReader(SlowHistory())  # type: ignore[arg-type]
+    results: list[object] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(reader.environments(Scope(), view=True))) for _ in range(5)
+    ]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.3)
+    gate.set()
+    for thread in threads:
+        thread.join(5)
+    assert len(calls) == 1 and len(results) == 5
+    reader.environments(Scope(owner="U1"))
+    reader.environments(Scope(owner="U1"))
+    assert len(calls) == 3

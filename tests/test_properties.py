@@ -98,5 +98,11 @@ def check_parameter(key: str, value: str) -> None:
         assert INSTANT.fullmatch(value), value
     elif key in ("requested_by", "slack_channel"):
         assert SLACK_ID.fullmatch(value), value
+    elif key == "latest_expiry":
+        assert INSTANT.fullmatch(value), value
+    elif key == "warn_before":
+        assert re.fullmatch(r"[0-9]{1,7}(,[0-9]{1,7}){0,3}", value), value
+    elif key == "extend_choices":
+        assert re.fullmatch(r"[0-9dhm]{2,12}(,[0-9dhm]{2,12}){0,3}", value), value
     else:
         raise AssertionError(f"unexpected parameter {key}")

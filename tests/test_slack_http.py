@@ -1,6 +1,7 @@
 """The real Bolt app over real HTTP: signed slash commands in, acks and response_url follow-ups out."""
 
 import re
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,7 @@ def test_create_acks_at_once_then_posts_the_workflow_name_in_channel(http_bot: H
         reply = http_bot.reply(path)
     assert ack.status == 200
     assert ack.json()["response_type"] == "ephemeral"
-    assert "Submitting `checkout-demo`" in ack.json()["text"]
+    assert "Checking `create checkout-demo`" in ack.json()["text"]
 
     (submit,) = fake_argo.submits()
     assert submit[:6] == ["submit", "--from", "workflowtemplate/env-create-template", "-n", "argo", "-p"]
@@ -31,14 +32,20 @@ def test_create_acks_at_once_then_posts_the_workflow_name_in_channel(http_bot: H
         "expires_at": "2026-11-28T15:00:00Z",
         "requested_by": "U111AAA",
         "slack_channel": "C111AAA",
+        # For the execution plane's warnings: lead times in seconds, Extend buttons, creation + lifetime.
+        "warn_before": "3600,600",
+        "extend_choices": "2h,1d",
+        "latest_expiry": "2026-12-12T11:00:00Z",
     }
     assert argv_labels(submit) == {
         "app.kubernetes.io/managed-by": "envbot",
         "envbot.dev/env": "checkout-demo",
         "envbot.dev/action": "create",
         "envbot.dev/service": "checkout",
+        "envbot.dev/owner": "U111AAA",
         "envbot.dev/requested-by": "U111AAA",
         "envbot.dev/channel": "C111AAA",
+        "envbot.dev/expires": str(int(datetime(2026, 11, 28, 15, tzinfo=UTC).timestamp())),
     }
     assert submit[-2:] == ["-o", "name"]
 
@@ -67,11 +74,16 @@ def test_destroy_by_owner_submits_destroy_template(http_bot: HttpBot, fake_argo)
     http_bot.reply(created)
     ack, path = http_bot.command("destroy checkout-demo")
     reply = http_bot.reply(path)
-    assert ack.status == 200 and "destroy of `checkout-demo`" in ack.json()["text"]
+    assert ack.status == 200 and "Checking `destroy checkout-demo`" in ack.json()["text"]
     destroy = fake_argo.submits()[-1]
     assert destroy[:4] == ["submit", "--from", "workflowtemplate/env-destroy-template", "-n"]
-    assert argv_params(destroy) == {"env_name": "checkout-demo", "requested_by": "U111AAA"}
-    assert argv_labels(destroy)["envbot.dev/action"] == "destroy"
+    assert argv_params(destroy) == {"env_name": "checkout-demo", "requested_by": "U111AAA", "slack_channel": "C111AAA"}
+    create_name = fake_argo.workflows()[0]["metadata"]["name"]
+    labels = argv_labels(destroy)
+    assert labels["envbot.dev/action"] == "destroy"
+    # The destroy names the create it ends: history is ordered by that fact, not by timestamps.
+    assert labels["envbot.dev/create-workflow"] == labels["envbot.dev/after"] == create_name
+    assert labels["envbot.dev/owner"] == "U111AAA" and labels["envbot.dev/channel"] == "C111AAA"
     assert reply["response_type"] == "in_channel"
     destroy_workflow = next(w for w in fake_argo.workflows() if "destroy" in w["metadata"]["name"])
     assert destroy_workflow["metadata"]["name"] in reply["text"]
@@ -88,6 +100,10 @@ def test_help_and_bad_input_answer_in_the_ack_and_run_nothing(http_bot: HttpBot,
         "create checkout ttl=5m": "between 15m and 7d",
         "create checkout ttl=8d": "between 15m and 7d",
         "create checkout ttl=soon": "is not a duration",
+        "create checkout ttl=0m": "`0m` is zero",
+        "create checkout ttl 4h": "Did you mean `ttl=4h`?",
+        "extend checkout-x ttl=1m": "between 15m and 7d",
+        "list nobody": "not something I can list by",
         "create Checkout": "Did you mean `checkout`?",
         "create checkout name=kube-system": "reserved for the cluster",
         "create checkout name=argo": "system or reserved namespace",
@@ -132,9 +148,9 @@ def test_wrong_namespace_reads_as_template_missing(http_bot_factory, fake_argo) 
 
 def test_invalid_argument_is_reported_by_its_code(http_bot: HttpBot, fake_argo, tmp_path) -> None:
     templates = tmp_path / "templates"
-    templates.mkdir()
+    shutil.copytree(ROOT / "argo/workflowtemplates", templates)
     text = (ROOT / "argo/workflowtemplates/env-create-template.yaml").read_text()
-    (templates / "create.yaml").write_text(
+    (templates / "env-create-template.yaml").write_text(
         text.replace('- name: slack_channel\n        value: ""', "- name: slack_channel\n      - name: team")
     )
     fake_argo.configure(templates_dir=str(templates))
@@ -152,7 +168,7 @@ def test_argo_failures_become_plain_language(http_bot: HttpBot, fake_argo) -> No
         "forbidden": "(RBAC)",
     }
     for mode, expected in expectations.items():
-        fake_argo.configure(mode=mode)
+        fake_argo.configure(modes={"submit": mode})
         _, path = http_bot.command(f"create checkout name=checkout-{mode}")
         reply = http_bot.reply(path)
         assert expected in reply["text"], (mode, reply["text"])
@@ -218,19 +234,31 @@ def test_odd_headers_cannot_change_how_a_request_is_handled(http_bot: HttpBot, f
         "X-Slack-Bolt-Lazy-Function-Name": "env_command",
     }
     ack = http_bot.post(body, headers=headers)
-    assert ack.status == 200 and "Submitting `odd-headers`" in ack.json()["text"]
+    assert ack.status == 200 and "Checking `create odd-headers`" in ack.json()["text"]
     assert http_bot.reply(path)["response_type"] == "in_channel"
-    bad = http_bot.post(body, headers=headers | {"X-Slack-Request-Timestamp": "soon"})
-    assert bad.status == 401
+    for stamp in ("soon", "\u00b2", "1" * 4301, "-1", " 12"):
+        bad = http_bot.post(body, headers=headers | {"X-Slack-Request-Timestamp": stamp})
+        assert bad.status == 401 and "Traceback" not in bad.body
 
 
-def test_healthz_and_unknown_paths(http_bot: HttpBot) -> None:
+def test_probes_and_unknown_paths(http_bot: HttpBot) -> None:
     health = http_request(f"{http_bot.url}/healthz")
     assert health.status == 200 and health.body == "ok\n"
+    ready = http_request(f"{http_bot.url}/readyz")
+    assert ready.status == 200 and ready.body == "ok\n"
     assert http_request(f"{http_bot.url}/nope").status == 404
+    assert http_request(f"{http_bot.url}/slack/events").status == 405
+
+
+def test_readyz_fails_when_argo_is_missing_but_healthz_stays_up(http_bot_factory) -> None:
+    bot = http_bot_factory(argo_bin="/nonexistent/argo")
+    ready = http_request(f"{bot.url}/readyz")
+    assert ready.status == 503 and "ARGO_BIN=/nonexistent/argo" in ready.body
+    assert http_request(f"{bot.url}/healthz").status == 200
 
 
 def test_burst_of_slow_commands_every_ack_fast_every_follow_up_delivered(http_bot: HttpBot, fake_argo) -> None:
+    http_bot.runtime.verify_records()  # as `envbot serve` does at start-up
     fake_argo.configure(delay=1.5)
     texts = [f"create svc{i} name=env-{i}" for i in range(30)]
     users = [f"U{i:03d}BURST" for i in range(30)]
@@ -254,12 +282,14 @@ def test_expiry_uses_the_moment_the_command_was_handled(http_bot: HttpBot, fake_
     assert argv_params(fake_argo.submits()[0])["expires_at"] == expected.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def test_stopping_delivers_follow_ups_already_in_flight(http_bot_factory, fake_argo) -> None:
+def test_stopping_lets_running_work_finish_within_the_grace(http_bot_factory, fake_argo) -> None:
     bot = http_bot_factory()
+    bot.runtime.verify_records()  # as `envbot serve` does at start-up
     fake_argo.configure(delay=1.0)
     ack, path = bot.command("create checkout name=draining")
     assert ack.status == 200
-    bot.runtime.stop()  # what SIGTERM does: stop taking commands, finish queued work
+    time.sleep(0.3)  # picked up by a worker
+    bot.runtime.stop()  # what SIGTERM does: stop taking commands, finish running work within SHUTDOWN_GRACE
     assert bot.reply(path, timeout=1)["response_type"] == "in_channel"
     with pytest.raises(OSError):  # no longer listening
         http_request(f"{bot.url}/healthz")

@@ -7,7 +7,7 @@ import pytest
 
 from slackbot.errors import ConfigError
 from slackbot.slack.runtime import Runtime
-from tests.conftest import APP_TOKEN, BOT_TOKEN, FakeArgo, argv_params, http_request, make_settings
+from tests.conftest import APP_TOKEN, BOT_TOKEN, FakeArgo, argv_params, block_actions, http_request, make_settings
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.socket_mode import FakeSocketMode
 
@@ -51,7 +51,7 @@ def test_create_over_socket_mode_acks_on_the_socket_then_responds(socket_bot, fa
     server.send(envelope("env-1", "create checkout ttl=2h name=qa-checkout", fake_slack.response_url("s1")))
     ack = server.wait_ack("env-1")
     assert ack["payload"]["response_type"] == "ephemeral"
-    assert "Submitting `qa-checkout`" in ack["payload"]["text"]
+    assert "Checking `create qa-checkout`" in ack["payload"]["text"]
 
     reply = fake_slack.wait_for("/response/s1")[0].body
     assert reply["response_type"] == "in_channel"
@@ -71,7 +71,8 @@ def test_bad_input_over_socket_mode_is_answered_in_the_ack(socket_bot, fake_slac
 
 
 def test_a_burst_over_socket_mode_is_acked_fast_and_fully_answered(socket_bot, fake_slack, fake_argo) -> None:
-    _, server = socket_bot
+    runtime, server = socket_bot
+    runtime.verify_records()  # as `envbot serve` does at start-up
     fake_argo.configure(delay=1.5)
     sent = {}
     for i in range(30):
@@ -88,16 +89,51 @@ def test_a_burst_over_socket_mode_is_acked_fast_and_fully_answered(socket_bot, f
         assert reply["response_type"] == "in_channel" and f"`sock-{i}`" in reply["text"]
 
 
-def test_health_reports_unavailable_after_stop(fake_argo, fake_slack) -> None:
+def test_readiness_follows_the_socket_and_liveness_does_not(fake_argo, fake_slack) -> None:
     server = FakeSocketMode()
     fake_slack.socket_url = server.url
     runtime = Runtime(make_settings(fake_argo, fake_slack, slack_app_token=APP_TOKEN), mode="socket", port=0)
     runtime.start()
     server.wait_connected()
-    assert runtime.healthy()
+    url = f"http://127.0.0.1:{runtime.port}"
+    assert http_request(f"{url}/readyz").status == 200
+    fake_slack.fail("/api/apps.connections.open", 503, times=1000)  # and does not let it reconnect
+    server.stop()  # Slack goes away: not ready, but alive (no restart during a Slack incident)
+    deadline = time.monotonic() + 10
+    while http_request(f"{url}/readyz").status == 200 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    ready = http_request(f"{url}/readyz")
+    assert ready.status == 503 and "Socket Mode is not connected" in ready.body
+    assert http_request(f"{url}/healthz").status == 200
     runtime.stop()
-    assert not runtime.healthy()
-    server.stop()
+    assert runtime.ready() == (False, "stopping")
+
+
+def test_a_button_click_over_socket_mode_runs_once(socket_bot, fake_slack, fake_argo) -> None:
+    _, server = socket_bot
+    fake_argo.configure(phases={"env-create-template": "Succeeded"})
+    server.send(envelope("env-c", "create checkout ttl=2h name=sock-btn", fake_slack.response_url("c1")))
+    created = fake_slack.wait_for("/response/c1")[0].body
+    for n in (1, 2):  # a double click: two deliveries of a click on the same button of the same message
+        payload = block_actions(
+            created, "Extend +2h", "U222BBB", "C222BBB", "1764320001.000100", fake_slack.response_url(f"x{n}"), f"x{n}"
+        )
+        server.send(
+            {"envelope_id": f"click-{n}", "payload": payload, "type": "interactive", "accepts_response_payload": False}
+        )
+        assert server.wait_ack(f"click-{n}")["envelope_id"] == f"click-{n}"
+    replies = [fake_slack.wait_for(f"/response/x{n}")[0].body for n in (1, 2)]
+    assert sorted("Already on it" in r["text"] for r in replies) == [False, True]
+    assert len([s for s in fake_argo.submits() if "workflowtemplate/env-extend-template" in s]) == 1
+    stranger = block_actions(
+        created, "Destroy", "U999ZZZ", "C222BBB", "1764320001.000100", fake_slack.response_url("x3"), "x3"
+    )
+    server.send(
+        {"envelope_id": "click-3", "payload": stranger, "type": "interactive", "accepts_response_payload": False}
+    )
+    refusal = fake_slack.wait_for("/response/x3")[0].body
+    assert refusal["response_type"] == "ephemeral" and "Only the owner <@U222BBB>" in refusal["text"]
+    assert not [s for s in fake_argo.submits() if "workflowtemplate/env-destroy-template" in s]
 
 
 def test_a_token_slack_rejects_stops_start_up_with_one_line(fake_argo, fake_slack) -> None:

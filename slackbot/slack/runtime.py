@@ -1,35 +1,40 @@
-"""Runs the Slack app over HTTP (`POST /slack/events`, `GET /healthz`) or Socket Mode."""
+"""Runs the Slack app over HTTP (`POST /slack/events`) or Socket Mode, with probes and metrics in both.
+
+Shutdown is bounded: on the first signal the bot stops taking commands, tells every queued one that
+nothing was submitted, and gives running `argo` calls SHUTDOWN_GRACE seconds; then it kills them.
+"""
 
 import logging
 import re
+import shutil
 import threading
-from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from socketserver import ThreadingMixIn
-from typing import Any, Literal
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from typing import Literal
 
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
-from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.error import BoltError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
-from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
-from slackbot.argo_cli import Runner, run_process
+from slackbot.argo_cli import CHILDREN, Runner
+from slackbot.audit import AuditLog, check_appendable
 from slackbot.clock import Clock, utc_now
-from slackbot.errors import ConfigError
+from slackbot.errors import ConfigError, OrchestratorError
+from slackbot.scheduler import Scheduler
 from slackbot.settings import Settings
+from slackbot.slack.api import web_client
+from slackbot.slack.delivery import Responder
 from slackbot.slack.groups import SlackGroupDirectory
-from slackbot.slack.listeners import register
+from slackbot.slack.http import SlackHttp
+from slackbot.slack.listeners import Listeners
+from slackbot.slack.server import HttpServer
 from slackbot.wiring import build_bot
-from slackbot.workers import Workers
 
 log = logging.getLogger(__name__)
 
 Mode = Literal["http", "socket"]
-# Ack functions only parse and queue, but HTTP threads hold a worker while Bolt waits for them.
+# Ack functions only parse and queue; HTTP threads wait for them, so this bounds nothing slow.
 ACK_POOL_SIZE = 32
 
 
@@ -43,17 +48,6 @@ class _SameTokenNotice(logging.Filter):
 logging.getLogger("slack_bolt.App").addFilter(_SameTokenNotice())
 
 
-class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    # The default backlog of 5 makes a burst's extra connections wait out a 1 s SYN retransmit.
-    request_queue_size = 128
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("http %s", format % args)
-
-
 class Runtime:
     """Everything `envbot serve` runs; tests start the same object on port 0."""
 
@@ -62,64 +56,98 @@ class Runtime:
         settings: Settings,
         mode: Mode,
         port: int | None = None,
-        runner: Runner = run_process,
+        runner: Runner | None = None,
         clock: Clock = utc_now,
+        audit: AuditLog | None = None,
     ) -> None:
         settings.require(mode)
+        if settings.envbot_audit_file is not None:
+            check_appendable(settings.envbot_audit_file)
         self.settings = settings
         self.mode = mode
-        self.client = _web_client(settings)
+        self.client = web_client(settings)
         self.groups = SlackGroupDirectory(self.client, settings.group_cache_seconds)
-        self.workers = Workers(settings.argo_concurrency)
-        self.bot = build_bot(settings, runner=runner, groups=self.groups, clock=clock)
+        self.scheduler = Scheduler(settings.argo_concurrency)
+        self.bot = build_bot(settings, runner=runner, groups=self.groups, clock=clock, audit=audit)
+        self.responder = Responder(str(settings.slack_response_url_prefix), settings.slack_timeout)
         self.app = _bolt_app(settings, self.client, mode)
-        register(self.app, self.bot, self.workers, self.groups)
+        Listeners(self.bot, self.scheduler, self.responder, self.groups, time_acks=mode == "socket").register(self.app)
         self.socket: SocketModeHandler | None = None
         if mode == "socket":
             self.socket = SocketModeHandler(
-                self.app, app_token=_secret(settings.slack_app_token), web_client=self.client, concurrency=16
+                self.app, app_token=settings.secret("slack_app_token"), web_client=self.client, concurrency=16
             )
-        slack_handler = SlackRequestHandler(self.app) if mode == "http" else None
         self._stopping = threading.Event()
         self._stopped = False
-        wsgi = _wsgi(slack_handler, self.healthy)
-        listen = (settings.host, settings.port if port is None else port)
-        try:
-            self.server = make_server(*listen, wsgi, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
-        except OSError as error:
-            raise ConfigError(
-                f"cannot listen on {listen[0]}:{listen[1]} ({error.strerror}); set PORT or --port"
-            ) from None
-        self._thread: threading.Thread | None = None
+        secret = settings.secret("slack_signing_secret") if mode == "http" else ""
+        wsgi = SlackHttp(self.app if mode == "http" else None, secret, self.live, self.ready)
+        listen_port = settings.port if port is None else port
+        self.server = HttpServer(
+            wsgi,
+            settings.host,
+            listen_port,
+            settings.http_threads,
+            settings.http_connection_limit,
+            settings.http_idle_timeout,
+        )
+        self.ops: HttpServer | None = None
+        if settings.ops_port is not None:
+            ops = SlackHttp(None, "", self.live, self.ready)
+            self.ops = HttpServer(ops, settings.host, settings.ops_port, 2, 20, settings.http_idle_timeout)
 
     @property
     def port(self) -> int:
-        return self.server.server_address[1]
+        return self.server.port
 
-    def healthy(self) -> bool:
-        if self._stopping.is_set():
-            return False
-        return self.socket is None or self.socket.client.is_connected()
+    def live(self) -> tuple[bool, str]:
+        """Liveness: the process serves requests. Slack or Argo outages never fail it."""
+        return True, "ok"
+
+    def ready(self) -> tuple[bool, str]:
+        """Readiness: what serving needs right now."""
+        if self._stopping.is_set() or not self.scheduler.accepting:
+            return False, "stopping"
+        if self.socket is not None and not self.socket.client.is_connected():
+            return False, "Socket Mode is not connected to Slack"
+        if shutil.which(self.settings.argo_bin) is None:
+            return False, f"ARGO_BIN={self.settings.argo_bin} is not an executable on PATH"
+        return True, "ok"
+
+    def verify_records(self) -> None:
+        """Start-up check that workflow records outlive environments (see retention.py)."""
+        try:
+            problem = self.bot.services.retention.problem()
+        except OrchestratorError as error:
+            log.warning("could not check workflow retention at start-up (creates wait for it): %s", error.user_message)
+            return
+        if problem is not None:
+            raise ConfigError(problem)
 
     def start(self) -> None:
         if self.socket is not None:
-            self.socket.connect()
-        self._thread = threading.Thread(target=self.server.serve_forever, name="envbot-http", daemon=True)
-        self._thread.start()
-        log.info("envbot serving (%s mode, health on port %s)", self.mode, self.port)
+            self.socket.client.connect()  # what SocketModeHandler.connect() does, through the typed client
+        self.server.start()
+        if self.ops is not None:
+            self.ops.start()
+        ops = f", and on {self.ops.port}" if self.ops is not None else ""
+        log.info("envbot serving (%s mode, probes and metrics on port %s%s)", self.mode, self.port, ops)
 
     def stop(self) -> None:
-        """Stop taking commands, then let queued work finish and deliver its follow-ups."""
+        """Stop taking commands; queued ones are told nothing was submitted; running ones get the grace."""
         if self._stopped:
             return
         self._stopped = True
         self._stopping.set()
         if self.socket is not None:
-            self.socket.close()
-        if self._thread is not None:  # shutdown() waits for serve_forever, so only if it ran
-            self.server.shutdown()
-        self.server.server_close()
-        self.workers.shutdown()
+            self.socket.client.close()
+        running = self.scheduler.stop(self.settings.shutdown_grace)
+        if running:
+            log.warning("%d command(s) still running after SHUTDOWN_GRACE; stopping their argo calls", running)
+            CHILDREN.kill_all()
+            self.scheduler.wait_idle(5.0)
+        self.server.stop()
+        if self.ops is not None:
+            self.ops.stop()
         log.info("envbot stopped")
 
     def request_stop(self) -> None:
@@ -130,21 +158,11 @@ class Runtime:
         self._stopping.wait()
 
 
-def _secret(value: Any) -> str:
-    return value.get_secret_value() if value is not None else ""
-
-
-def _web_client(settings: Settings) -> WebClient:
-    client = WebClient(token=_secret(settings.slack_bot_token), base_url=str(settings.slack_api_url))
-    client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=2))
-    return client
-
-
 def _bolt_app(settings: Settings, client: WebClient, mode: Mode) -> App:
     try:
         return App(
             client=client,
-            signing_secret=_secret(settings.slack_signing_secret) if mode == "http" else "unused-in-socket-mode",
+            signing_secret=settings.secret("slack_signing_secret") if mode == "http" else "unused-in-socket-mode",
             request_verification_enabled=mode == "http",
             listener_executor=ThreadPoolExecutor(max_workers=ACK_POOL_SIZE, thread_name_prefix="envbot-ack"),
         )
@@ -158,23 +176,3 @@ def _bolt_app(settings: Settings, client: WebClient, mode: Mode) -> App:
             f"Could not reach Slack at SLACK_API_URL={settings.slack_api_url} to check SLACK_BOT_TOKEN "
             f"({type(error).__name__})."
         ) from None
-
-
-def _wsgi(slack: SlackRequestHandler | None, healthy: Callable[[], bool]) -> Callable[..., Iterable[bytes]]:
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        # Bolt honours x-slack-bolt-* headers (meant for its own FaaS self-calls); they are not signed.
-        for key in [k for k in environ if k.startswith("HTTP_X_SLACK_BOLT_")]:
-            del environ[key]
-        if not environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", "0").isdigit():
-            start_response("401 Unauthorized", [("Content-Type", "application/json")])
-            return [b'{"error": "invalid request"}']  # Bolt would answer 500 for a non-numeric timestamp
-        if environ.get("PATH_INFO") == "/healthz":
-            ok = healthy()
-            start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "text/plain")])
-            return [b"ok\n" if ok else b"unavailable\n"]
-        if slack is not None:
-            return slack(environ, start_response)
-        start_response("404 Not Found", [("Content-Type", "text/plain")])
-        return [b"Not Found\n"]
-
-    return app

@@ -1,12 +1,21 @@
-"""A local stand-in for Slack's Web API and for response_url, recording every request."""
+"""A local stand-in for Slack's Web API and for response_url, recording every request.
+
+It answers like Slack: `auth.test` per token (with the `x-oauth-scopes` header), Socket Mode's
+`apps.connections.open` only for app-level tokens, `chat.postMessage`/`chat.update` with a `ts`,
+and user groups. Faults are injected per path: an HTTP status (429 with Retry-After, 500), or no
+answer at all.
+"""
 
 import json
 import threading
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
+
+BOT_SCOPES = ("commands", "chat:write", "usergroups:read")
 
 
 @dataclass(frozen=True)
@@ -17,13 +26,28 @@ class Received:
     at: float
 
 
+@dataclass
+class _Fault:
+    status: int
+    retry_after: int | None
+    times: int
+    error: str | None = None
+
+
 class FakeSlack:
     def __init__(self) -> None:
         self.received: list[Received] = []
         self.groups: dict[str, list[str]] = {}
         self.groups_down = False
+        self.groups_hang = 0.0  # seconds usergroups.users.list takes to answer
+        self.redirects: dict[str, str] = {}  # path -> Location answered with a 302
         self.socket_url = ""
         self.token_valid = True
+        self.scopes: tuple[str, ...] = BOT_SCOPES
+        self.bot_user = "UBOT"
+        self.messages: dict[str, list[dict[str, Any]]] = defaultdict(list)  # channel -> posted messages
+        self._faults: dict[str, list[_Fault]] = defaultdict(list)
+        self._ts = 1764320000
         self._cond = threading.Condition()
         fake = self
 
@@ -49,8 +73,12 @@ class FakeSlack:
     def api_url(self) -> str:
         return f"{self.url}/api/"
 
+    @property
+    def response_prefix(self) -> str:
+        return f"{self.url}/response/"
+
     def response_url(self, key: str) -> str:
-        return f"{self.url}/response/{key}"
+        return f"{self.response_prefix}{key}"
 
     def start(self) -> "FakeSlack":
         self.thread.start()
@@ -59,6 +87,15 @@ class FakeSlack:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def fail(
+        self, path: str, status: int, *, times: int = 1, retry_after: int | None = None, error: str | None = None
+    ) -> None:
+        """The next `times` requests to `path` (e.g. /api/chat.postMessage) get `status`, and post nothing.
+        Status 0 means no answer at all (the connection is closed). The body is `{"ok": false, "error": ...}`
+        with `error` if given (e.g. status 200 and "channel_not_found"), else ratelimited/fatal_error."""
+        with self._cond:
+            self._faults[path].append(_Fault(status, retry_after, times, error))
 
     # --- recording ------------------------------------------------------------------------------
 
@@ -78,6 +115,13 @@ class FakeSlack:
                     raise AssertionError(f"expected {count} requests to {path}, got {len(found)}")
                 self._cond.wait(remaining)
 
+    def posted(self, channel: str | None = None) -> list[dict[str, Any]]:
+        """Messages Slack accepted (chat.postMessage), in order; chat.update edits them in place."""
+        with self._cond:
+            if channel is not None:
+                return list(self.messages.get(channel, []))
+            return [m for messages in self.messages.values() for m in messages]
+
     def everything_sent(self) -> str:
         with self._cond:
             return "\n".join(json.dumps(r.body) + json.dumps(r.headers) for r in self.received)
@@ -91,34 +135,99 @@ class FakeSlack:
         body = _decode(raw, handler.headers.get("Content-Type", ""))
         with self._cond:
             self.received.append(Received(path, body, dict(handler.headers), time.monotonic()))
+            fault = self._take_fault(path)
             self._cond.notify_all()
-        if path == "/api/usergroups.users.list" and self.groups_down:
+        if path in self.redirects:
+            self._send(handler, 302, "moved", {"Location": self.redirects[path]})
+            return
+        if path == "/api/usergroups.users.list" and self.groups_hang:
+            time.sleep(self.groups_hang)
+        if (path == "/api/usergroups.users.list" and self.groups_down) or (fault and fault.status == 0):
             handler.close_connection = True
             handler.connection.close()  # as if Slack were unreachable: no answer at all
             return
-        answer = self._answer(path, body)
+        if fault is not None:
+            self._send(
+                handler,
+                fault.status,
+                {"ok": False, "error": fault.error or ("ratelimited" if fault.status == 429 else "fatal_error")},
+                {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {},
+            )
+            return
+        token = handler.headers.get("Authorization", "").removeprefix("Bearer ")
+        answer, headers = self._answer(path, body, token)
+        self._send(handler, 200, answer, headers)
+
+    def _take_fault(self, path: str) -> _Fault | None:
+        queue = self._faults.get(path)
+        if not queue:
+            return None
+        fault = queue[0]
+        fault.times -= 1
+        if fault.times <= 0:
+            queue.pop(0)
+        return fault
+
+    def _send(
+        self, handler: BaseHTTPRequestHandler, status: int, answer: dict[str, Any] | str, headers: dict[str, str]
+    ) -> None:
         data = json.dumps(answer).encode() if isinstance(answer, dict) else answer.encode()
-        handler.send_response(200)
+        handler.send_response(status)
         handler.send_header("Content-Type", "application/json" if isinstance(answer, dict) else "text/plain")
+        for name, value in headers.items():
+            handler.send_header(name, value)
         handler.send_header("Content-Length", str(len(data)))
         handler.end_headers()
         handler.wfile.write(data)
 
-    def _answer(self, path: str, body: dict[str, Any]) -> dict[str, Any] | str:
+    def _answer(self, path: str, body: dict[str, Any], token: str) -> tuple[dict[str, Any] | str, dict[str, str]]:
         if path.startswith("/response/"):
-            return "ok"
-        if path == "/api/auth.test" and not self.token_valid:
-            return {"ok": False, "error": "invalid_auth"}
-        if path == "/api/auth.test":
-            return {"ok": True, "team_id": "T111", "user_id": "UBOT", "bot_id": "B111", "url": "https://x/"}
+            return "ok", {}
         if path == "/api/apps.connections.open":
-            return {"ok": True, "url": self.socket_url}
+            if not token.startswith("xapp-"):
+                return {"ok": False, "error": "not_allowed_token_type"}, {}
+            return {"ok": True, "url": self.socket_url or "wss://wss.example.invalid/link/?ticket=t"}, {}
+        if not token.startswith("xoxb-") or not self.token_valid:
+            return {"ok": False, "error": "not_allowed_token_type" if token.startswith("xapp-") else "invalid_auth"}, {}
+        if path == "/api/auth.test":
+            answer = {
+                "ok": True,
+                "team": "Example",
+                "team_id": "T111",
+                "user_id": self.bot_user,
+                "bot_id": "B111",
+                "url": "https://example.slack.com/",
+            }
+            return answer, {"x-oauth-scopes": ",".join(self.scopes)}
         if path == "/api/usergroups.users.list":
             group = body.get("usergroup", "")
             if group not in self.groups:
-                return {"ok": False, "error": "no_such_subteam"}
-            return {"ok": True, "users": self.groups[group]}
-        return {"ok": True}
+                return {"ok": False, "error": "no_such_subteam"}, {}
+            return {"ok": True, "users": self.groups[group]}, {}
+        if path == "/api/chat.postMessage":
+            return self._post(body), {}
+        if path == "/api/chat.update":
+            return self._update(body), {}
+        return {"ok": True}, {}
+
+    def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+        channel = str(body.get("channel") or "")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        with self._cond:
+            self._ts += 1
+            ts = f"{self._ts}.000100"
+            self.messages[channel].append(body | {"ts": ts})
+            self._cond.notify_all()
+        return {"ok": True, "channel": channel, "ts": ts, "message": {"text": body.get("text", "")}}
+
+    def _update(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self._cond:
+            for message in self.messages.get(str(body.get("channel")), []):
+                if message["ts"] == body.get("ts"):
+                    message.update({k: v for k, v in body.items() if k not in ("channel", "ts")})
+                    return {"ok": True, "channel": body["channel"], "ts": body["ts"]}
+        return {"ok": False, "error": "message_not_found"}
 
 
 def _decode(raw: str, content_type: str) -> dict[str, Any]:

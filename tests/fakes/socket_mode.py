@@ -28,9 +28,12 @@ class FakeSocketMode:
         return f"ws://127.0.0.1:{self.listener.getsockname()[1]}/link/?ticket=t"
 
     def stop(self) -> None:
+        """Go away as Slack does: a close frame (1001, going away) on every connection, then close them."""
         self._running = False
         self.listener.close()
         for client in self.clients:
+            with contextlib.suppress(OSError):
+                client.sendall(_frame(0x8, struct.pack(">H", 1001) + b"going away"))
             client.close()
 
     def wait_connected(self, timeout: float = 10) -> None:

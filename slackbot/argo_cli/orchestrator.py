@@ -1,0 +1,262 @@
+"""EnvironmentOrchestrator backed by the `argo` CLI: submit for intent; list, get and template get to read."""
+
+import errno
+import json
+import logging
+import re
+import shlex
+import subprocess
+import time
+from collections.abc import Callable
+from typing import Any
+
+from slackbot import metrics
+from slackbot.argo_cli.dry_run import DryRunRunner
+from slackbot.argo_cli.labels import (
+    LABEL_ACTION,
+    LABEL_AFTER,
+    LABEL_CHANNEL,
+    LABEL_ENV,
+    LABEL_EXPIRES,
+    LABEL_INCARNATION,
+    LABEL_MANAGED_BY,
+    LABEL_OWNER,
+    LABEL_REQUESTED_BY,
+    LABEL_SERVICE,
+    MANAGED_BY,
+    selector,
+)
+from slackbot.argo_cli.output import (
+    NotAWorkflowList,
+    WorkflowListReader,
+    template_info,
+    workflow_detail,
+)
+from slackbot.argo_cli.process import Completed, Interrupted, OutputTooLarge, ProcessRunner, Runner
+from slackbot.errors import OrchestratorError
+from slackbot.orchestrator import (
+    CREATE_TEMPLATE,
+    DESTROY_TEMPLATE,
+    EXTEND_TEMPLATE,
+    TEMPLATE_PARAMETERS,
+    Scope,
+    Submission,
+    TemplateInfo,
+    WorkflowDetail,
+    WorkflowRecord,
+)
+from slackbot.redaction import redact
+from slackbot.spec import DestroyRequest, EnvironmentSpec, ExtendRequest, Lineage, Notices
+
+log = logging.getLogger(__name__)
+
+_WORKFLOW_NAME = re.compile(r"[a-z0-9](?:[-a-z0-9.]{0,251}[a-z0-9])?")
+_GRPC_CODE = re.compile(r"code = (\w+) desc = (.*)")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+class ArgoCliOrchestrator:
+    def __init__(self, argo_bin: str, namespace: str, timeout: float, runner: Runner | None = None) -> None:
+        self.argo_bin = argo_bin
+        self.namespace = namespace
+        self.timeout = timeout
+        self.runner: Runner = runner or ProcessRunner()
+        self.dry_run = isinstance(runner, DryRunRunner)
+
+    # --- intent ---------------------------------------------------------------------------------
+
+    def create(self, spec: EnvironmentSpec) -> Submission:
+        params = {"env_name": spec.env_name, "service": spec.service, "expires_at": spec.expires_at_text}
+        params |= _present(requested_by=spec.requested_by, slack_channel=spec.slack_channel)
+        params |= _notices(spec.notices)
+        labels = {
+            LABEL_ACTION: "create",
+            LABEL_SERVICE: spec.service,
+            LABEL_OWNER: spec.requested_by,
+            LABEL_REQUESTED_BY: spec.requested_by,
+            LABEL_CHANNEL: spec.slack_channel,
+            LABEL_AFTER: spec.replaces,
+            LABEL_EXPIRES: str(int(spec.expires_at.timestamp())),
+        }
+        return self._submit(CREATE_TEMPLATE, spec.env_name, params, labels)
+
+    def extend(self, request: ExtendRequest) -> Submission:
+        params = {"env_name": request.env_name, "expires_at": request.expires_at_text}
+        params |= _present(requested_by=request.requested_by, slack_channel=request.lineage.channel)
+        params |= _notices(request.notices)
+        labels = _lineage("extend", request.requested_by, request.lineage)
+        labels[LABEL_EXPIRES] = str(int(request.expires_at.timestamp()))
+        return self._submit(EXTEND_TEMPLATE, request.env_name, params, labels)
+
+    def destroy(self, request: DestroyRequest) -> Submission:
+        params = {"env_name": request.env_name}
+        params |= _present(requested_by=request.requested_by, slack_channel=request.lineage.channel)
+        labels = _lineage("destroy", request.requested_by, request.lineage)
+        return self._submit(DESTROY_TEMPLATE, request.env_name, params, labels)
+
+    def probe_submit(self, spec: EnvironmentSpec) -> str:
+        """`argo submit --server-dry-run` of a create: proves the bot may submit, and creates nothing."""
+        params = {"env_name": spec.env_name, "service": spec.service, "expires_at": spec.expires_at_text}
+        params |= _present(requested_by=spec.requested_by, slack_channel=spec.slack_channel)
+        labels: dict[str, str | None] = {LABEL_ACTION: "create", LABEL_SERVICE: spec.service}
+        return self._submit(CREATE_TEMPLATE, spec.env_name, params, labels, dry_run=True).workflow_name
+
+    def _submit(
+        self, template: str, env: str, params: dict[str, str], labels: dict[str, str | None], dry_run: bool = False
+    ) -> Submission:
+        unknown = set(params) - set(TEMPLATE_PARAMETERS[template])
+        assert not unknown, f"{template} does not declare {unknown}: update TEMPLATE_PARAMETERS and the template"
+        all_labels = {LABEL_MANAGED_BY: MANAGED_BY, LABEL_ENV: env} | labels
+        argv = [self.argo_bin, "submit", "--from", f"workflowtemplate/{template}", "-n", self.namespace]
+        for key, value in params.items():
+            argv += ["-p", f"{key}={value}"]
+        argv += ["-l", selector(all_labels)] + (["--server-dry-run"] if dry_run else []) + ["-o", "name"]
+        name = self._run(argv, "submit", template).stdout.strip()
+        if not _WORKFLOW_NAME.fullmatch(name):
+            shown = "nothing" if not name else "output that is not a workflow name"
+            raise OrchestratorError(
+                f"argo exited successfully but printed {shown}, so I can't tell which workflow "
+                f"was submitted. Check with `argo list -n {self.namespace} -l {LABEL_ENV}={env}` before retrying."
+            )
+        return Submission(workflow_name=name, dry_run=self.dry_run)
+
+    # --- reads ----------------------------------------------------------------------------------
+
+    def history(self, scope: Scope) -> list[WorkflowRecord]:
+        terms = {
+            LABEL_MANAGED_BY: MANAGED_BY,
+            LABEL_ENV: scope.env_name,
+            LABEL_OWNER: scope.owner,
+            LABEL_CHANNEL: scope.channel,
+        }
+        # No --chunk-size: in kube mode argo v3.6/v3.7 counts with the page limit, never returns a
+        # continue token and silently stops after the first page (server/workflow/workflow_server.go
+        # ListWorkflows). The whole list is read instead, one workflow at a time (WorkflowListReader).
+        argv = [self.argo_bin, "list", "-n", self.namespace, "-l", selector(terms), "-o", "json"]
+        reader = WorkflowListReader()
+        try:
+            self._run(argv, "list", None, on_stdout=reader.feed)
+            return reader.finish()
+        except NotAWorkflowList as problem:
+            raise OrchestratorError(
+                f"argo list printed something that is not a JSON list of workflows ({problem}), so I "
+                "can't tell what exists and did nothing. Is ARGO_BIN really argo v3.6 or newer?"
+            ) from None
+
+    def workflow(self, name: str) -> WorkflowDetail:
+        argv = [self.argo_bin, "get", name, "-n", self.namespace, "-o", "json"]
+        return workflow_detail(self._json(self._run(argv, "get", None), "argo get"))
+
+    def template(self, name: str) -> TemplateInfo:
+        argv = [self.argo_bin, "template", "get", name, "-n", self.namespace, "-o", "json"]
+        return template_info(self._json(self._run(argv, "template", name), "argo template get"))
+
+    def version(self) -> str:
+        """What `argo version --short` prints: the CLI's version, and the server's in argo-server mode."""
+        return self._run([self.argo_bin, "version", "--short"], "version", None).stdout.strip()
+
+    # --- the one place argv reaches the runner ----------------------------------------------------
+
+    def _run(
+        self, argv: list[str], verb: str, template: str | None, on_stdout: Callable[[str], None] | None = None
+    ) -> Completed:
+        log.info("running %s", shlex.join(argv))
+        started = time.monotonic()
+        try:
+            result = self.runner(argv, self.timeout, on_stdout)
+        except BaseException as error:
+            metrics.argo_call(verb, time.monotonic() - started, ok=False)
+            raise self._start_failure(error) from None
+        metrics.argo_call(verb, time.monotonic() - started, ok=result.returncode == 0)
+        if result.returncode != 0:
+            raise OrchestratorError(self._explain(result, template))
+        return result
+
+    def _start_failure(self, error: BaseException) -> BaseException:
+        if isinstance(error, FileNotFoundError):
+            return OrchestratorError(
+                f"The argo CLI was not found (ARGO_BIN={self.argo_bin}). Ask an operator to install it "
+                "or to point ARGO_BIN at it."
+            )
+        if isinstance(error, PermissionError):
+            return OrchestratorError(f"The argo CLI at {self.argo_bin} is not executable.")
+        if isinstance(error, OSError) and error.errno == errno.ENOEXEC:
+            return OrchestratorError(
+                f"ARGO_BIN={self.argo_bin} is not a program this machine can run (exec format error): "
+                "is it the argo binary for this CPU and operating system?"
+            )
+        if isinstance(error, subprocess.TimeoutExpired):
+            return OrchestratorError(
+                f"argo did not answer within {self.timeout:g} s and was stopped. The request may or may "
+                "not have reached the cluster; check the workflow list before retrying."
+            )
+        if isinstance(error, Interrupted):
+            return OrchestratorError(
+                "envbot restarted while argo was running and stopped it. The request may or may not have "
+                "reached the cluster; check `/env status` before retrying."
+            )
+        if isinstance(error, OutputTooLarge):
+            return OrchestratorError(f"argo printed {error} of output and was stopped; nothing was decided from it.")
+        if isinstance(error, OSError):
+            return OrchestratorError(f"Could not start argo at {self.argo_bin} ({error.strerror or error}).")
+        return error  # not ours to translate (e.g. KeyboardInterrupt)
+
+    def _explain(self, result: Completed, template: str | None) -> str:
+        stderr = redact(_ANSI.sub("", result.stderr)).strip()
+        log.warning("argo exited %s: %s", result.returncode, stderr[:2000])
+        match = _GRPC_CODE.search(stderr)
+        code, desc = (match.group(1), match.group(2).strip()) if match else ("", "")
+        if code == "NotFound" and template and template in desc:
+            return (
+                f"WorkflowTemplate {template} is not installed in namespace {self.namespace}. "
+                "Ask an operator to apply argo/workflowtemplates/ (see docs/install.md)."
+            )
+        if code == "InvalidArgument":
+            return f"Argo refused the request as invalid: {_first_line(desc)}"
+        if code in ("Unavailable", "DeadlineExceeded") or "level=fatal" in stderr:
+            return (
+                "argo could not reach the cluster or the Argo server. Try again shortly; "
+                "if it persists, page the platform on-call."
+            )
+        if code == "PermissionDenied" or "forbidden" in stderr.lower():
+            return f"envbot's service account may not do this in namespace {self.namespace} (RBAC)."
+        detail = _first_line(desc or stderr) or "no error text"
+        return f"argo failed (exit {result.returncode}): {detail}"
+
+    def _json(self, result: Completed, what: str) -> dict[str, Any]:
+        try:
+            value = json.loads(result.stdout)
+        except json.JSONDecodeError:
+            value = None
+        if not isinstance(value, dict):
+            raise OrchestratorError(f"{what} printed something that is not a JSON object, so I relied on nothing.")
+        return value
+
+
+def _present(**values: str | None) -> dict[str, str]:
+    return {key: value for key, value in values.items() if value}
+
+
+def _notices(notices: Notices) -> dict[str, str]:
+    return _present(
+        warn_before=notices.warn_before_text,
+        extend_choices=notices.extend_choices_text,
+        latest_expiry=notices.latest_expiry_text,
+    )
+
+
+def _lineage(action: str, requested_by: str | None, lineage: Lineage) -> dict[str, str | None]:
+    return {
+        LABEL_ACTION: action,
+        LABEL_SERVICE: lineage.service,
+        LABEL_OWNER: lineage.owner,
+        LABEL_REQUESTED_BY: requested_by,
+        LABEL_CHANNEL: lineage.channel,
+        LABEL_INCARNATION: lineage.incarnation,
+        LABEL_AFTER: lineage.after,
+    }
+
+
+def _first_line(text: str) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line[:300]

@@ -1,0 +1,173 @@
+"""`envbot check`: the on-call's first command. Every line is proven, not assumed; any failure exits 1.
+
+Lines read `<what>: ok (…)`, `<what>: warning: …` or `<what>: FAILED: …`.
+"""
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Literal, TextIO
+
+from slackbot.argo_cli import ArgoCliOrchestrator
+from slackbot.audit import check_appendable
+from slackbot.errors import ConfigError, EnvbotError
+from slackbot.orchestrator import TEMPLATE_PARAMETERS
+from slackbot.policy import Policy, english_list, load_policy
+from slackbot.retention import RecordRetention
+from slackbot.settings import Settings
+from slackbot.spec import EnvironmentSpec
+from slackbot.wiring import build_orchestrator
+
+ARGO_FLOOR = (3, 6, 0)
+_VERSION = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
+
+Status = Literal["ok", "warning", "FAILED"]
+
+
+@dataclass(frozen=True)
+class Result:
+    what: str
+    status: Status
+    detail: str
+
+    def line(self) -> str:
+        return (
+            f"{self.what}: ok ({self.detail})" if self.status == "ok" else f"{self.what}: {self.status}: {self.detail}"
+        )
+
+
+def ok(what: str, detail: str) -> Result:
+    return Result(what, "ok", detail)
+
+
+def failed(what: str, detail: str) -> Result:
+    return Result(what, "FAILED", detail)
+
+
+def warning(what: str, detail: str) -> Result:
+    return Result(what, "warning", detail)
+
+
+def run_checks(settings: Settings, out: TextIO) -> int:
+    from slackbot.slack.checks import slack_checks  # Slack's SDK loads only here
+
+    worst = 0
+    policy: Policy | None = None
+    results: list[Iterator[Result]] = [
+        iter([ok("settings", f"argo namespace {settings.argo_namespace}, timeout {settings.argo_timeout:g}s")])
+    ]
+    try:
+        policy = load_policy(settings.envbot_policy)
+        results.append(policy_checks(policy, settings.envbot_policy))
+    except ConfigError as error:
+        results.append(iter([failed("policy", error.user_message)]))
+    results.append(audit_checks(settings.envbot_audit_file))
+    results.append(slack_checks(settings))
+    results.append(argo_checks(settings, policy))
+    for group in results:
+        for result in group:  # printed as each is proven, so a hang shows where it is
+            out.write(result.line() + "\n")
+            out.flush()
+            worst = max(worst, 1 if result.status == "FAILED" else 0)
+    return worst
+
+
+def policy_checks(policy: Policy, path: Path | None) -> Iterator[Result]:
+    catalog = "any service" if policy.services is None else f"{len(policy.services)} services"
+    yield ok("policy", f"{path or 'built-in defaults'}; {catalog}; quota {policy.quotas.per_user} per user")
+    if policy.channels is not None and not policy.channels:
+        yield warning("policy", "channels: [] switches envbot off in every channel")
+    if policy.services is not None and not policy.services:
+        yield warning("policy", "services: {} leaves nothing to create")
+    if not policy.admins and not policy.oncall_groups:
+        yield warning("policy", "no admins or oncall_groups: only an environment's owner can extend or destroy it")
+
+
+def audit_checks(path: Path | None) -> Iterator[Result]:
+    if path is None:
+        yield ok("audit", "stdout only; ENVBOT_AUDIT_FILE is not set")
+        return
+    try:
+        check_appendable(path)
+    except ConfigError as error:
+        yield failed("audit", error.user_message)
+        return
+    yield ok("audit", f"{path} is appendable")
+
+
+def argo_checks(settings: Settings, policy: Policy | None) -> Iterator[Result]:
+    orchestrator = build_orchestrator(settings)
+    try:
+        versions = orchestrator.version()
+    except EnvbotError as error:
+        yield failed("argo cli", error.user_message)
+        return
+    yield from _version_results(versions)
+    reachable = True
+    for name, passed in TEMPLATE_PARAMETERS.items():
+        result = _template_result(orchestrator, name, passed)
+        reachable = reachable and result.status == "ok"
+        yield result
+    if not reachable:
+        return
+    yield _submit_result(orchestrator, settings.argo_namespace)
+    if policy is not None:
+        yield _records_result(orchestrator, policy)
+
+
+def _version_results(text: str) -> Iterator[Result]:
+    lines = text.splitlines() or ["(nothing)"]
+    for line in lines:
+        what = "argo server" if "server" in line.split(":")[0] else "argo cli"
+        match = _VERSION.search(line)
+        if match is None:
+            yield failed(what, f"could not read a version from `{line[:80]}`")
+            continue
+        found = tuple(int(part) for part in match.groups())
+        floor = ".".join(map(str, ARGO_FLOOR))
+        if found < ARGO_FLOOR:
+            yield failed(what, f"{match.group(0)} is older than the supported floor v{floor} (see docs/install.md)")
+        else:
+            yield ok(what, f"{match.group(0)}, floor v{floor}")
+    if not any("server" in line.split(":")[0] for line in lines):
+        yield ok("argo server", "kube mode: argo talks to the Kubernetes API directly, there is no argo-server to ask")
+
+
+def _template_result(orchestrator: ArgoCliOrchestrator, name: str, passed: tuple[str, ...]) -> Result:
+    try:
+        info = orchestrator.template(name)
+    except EnvbotError as error:
+        return failed(f"template {name}", error.user_message)
+    missing = [p for p in passed if p not in info.parameters]
+    required = [p for p, needed in info.parameters.items() if needed and p not in passed]
+    if missing:
+        return failed(f"template {name}", f"does not declare {english_list(missing)}, which envbot passes")
+    if required:
+        return failed(f"template {name}", f"requires {english_list(required)}, which envbot does not pass")
+    return ok(f"template {name}", f"installed in namespace {orchestrator.namespace} with every parameter envbot passes")
+
+
+def _submit_result(orchestrator: ArgoCliOrchestrator, namespace: str) -> Result:
+    probe = EnvironmentSpec(
+        env_name="envbot-check", service="envbot-check", expires_at=datetime.now(UTC) + timedelta(minutes=15)
+    )
+    try:
+        orchestrator.probe_submit(probe)
+    except EnvbotError as error:
+        return failed("argo submit", error.user_message)
+    return ok(
+        "argo submit", f"a server-side dry run of env-create-template in {namespace} was accepted; nothing created"
+    )
+
+
+def _records_result(orchestrator: ArgoCliOrchestrator, policy: Policy) -> Result:
+    retention = RecordRetention(orchestrator, policy)
+    try:
+        problem = retention.problem()
+    except EnvbotError as error:
+        return failed("records", error.user_message)
+    if problem is not None:
+        return failed("records", problem)
+    return ok("records", retention.summary())

@@ -1,0 +1,118 @@
+"""Runs commands' slow parts (argo calls) on a bounded set of workers, fairly, and stops within a budget.
+
+Each job names the keys it must hold alone (a user's quota, an environment). A job whose keys are
+busy waits in the queue, not in a worker, so one user's burst never holds the workers another
+user's command needs. Keys exist only while held: nothing grows with the names ever seen.
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from slackbot import metrics
+from slackbot.replies import RESTARTING, Reply
+
+log = logging.getLogger(__name__)
+
+Deliver = Callable[[Reply], object]
+
+
+@dataclass
+class _Job:
+    keys: frozenset[str]
+    work: Callable[[], Reply]
+    deliver: Deliver
+    queued_at: float = field(default_factory=time.monotonic)
+
+
+class Scheduler:
+    def __init__(self, size: int, name: str = "envbot-work") -> None:
+        self._cond = threading.Condition()
+        self._pending: list[_Job] = []
+        self._held: set[str] = set()
+        self._running = 0
+        self._accepting = True
+        self._threads = [threading.Thread(target=self._loop, name=f"{name}-{i}", daemon=True) for i in range(size)]
+        for thread in self._threads:
+            thread.start()
+
+    @property
+    def accepting(self) -> bool:
+        return self._accepting
+
+    def submit(self, keys: tuple[str, ...], work: Callable[[], Reply], deliver: Deliver) -> bool:
+        """Queue work; its reply goes to `deliver`. False if the bot is stopping and took nothing."""
+        with self._cond:
+            if not self._accepting:
+                return False
+            self._pending.append(_Job(frozenset(keys), work, deliver))
+            metrics.QUEUE_DEPTH.set(len(self._pending))
+            self._cond.notify_all()
+        return True
+
+    def depth(self) -> tuple[int, int]:
+        """(queued, running)"""
+        with self._cond:
+            return len(self._pending), self._running
+
+    def stop(self, grace: float) -> int:
+        """Stop taking work; tell every queued job that nothing was submitted; give running jobs up to
+        `grace` seconds. Returns how many were still running when the budget ran out."""
+        with self._cond:
+            self._accepting = False
+            unstarted, self._pending = self._pending, []
+            metrics.QUEUE_DEPTH.set(0)
+            self._cond.notify_all()
+        for job in unstarted:
+            _deliver(job.deliver, RESTARTING)
+        deadline = time.monotonic() + grace
+        with self._cond:
+            while self._running and time.monotonic() < deadline:
+                self._cond.wait(deadline - time.monotonic())
+            return self._running
+
+    def wait_idle(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._running and time.monotonic() < deadline:
+                self._cond.wait(deadline - time.monotonic())
+            return self._running == 0
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                job = self._next()
+                while job is None:
+                    if not self._accepting and not self._pending:
+                        return
+                    self._cond.wait()
+                    job = self._next()
+                self._held |= job.keys
+                self._running += 1
+                metrics.QUEUE_DEPTH.set(len(self._pending))
+                metrics.WORKERS_BUSY.set(self._running)
+            try:
+                _deliver(job.deliver, job.work())
+            finally:
+                with self._cond:
+                    self._held -= job.keys
+                    self._running -= 1
+                    metrics.WORKERS_BUSY.set(self._running)
+                    self._cond.notify_all()
+
+    def _next(self) -> _Job | None:
+        """The oldest job whose keys are all free (FIFO among those that may run)."""
+        for index, job in enumerate(self._pending):
+            if not job.keys & self._held:
+                return self._pending.pop(index)
+        return None
+
+
+def _deliver(deliver: Deliver, reply: Reply) -> None:
+    try:
+        deliver(reply)
+    except Exception as error:  # a lost follow-up must not kill the worker thread
+        metrics.DELIVERY_FAILURES.inc()
+        log.error("could not deliver a reply: %s", type(error).__name__)

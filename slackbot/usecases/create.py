@@ -1,0 +1,78 @@
+"""`/env create`: catalog and TTL rules at once; name, quotas and submit as one step per user."""
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from slackbot import replies
+from slackbot.commands import CreateCommand
+from slackbot.errors import PolicyDenied
+from slackbot.history import Environment
+from slackbot.names import derive_env_name
+from slackbot.orchestrator import Scope
+from slackbot.replies import Reply
+from slackbot.spec import EnvironmentSpec
+from slackbot.usecases.common import Intake, Invocation, Services
+
+
+def plan(services: Services, invocation: Invocation, command: CreateCommand) -> Intake:
+    policy = services.policy
+    rules = policy.service(command.service, invocation.actor.channel_id)
+    ttl = policy.resolve_ttl(rules, command.ttl)
+    env_name = command.name or derive_env_name(command.service, services.suffix)
+    policy.check_env_name(env_name, services.orchestrator.namespace)
+    keys = [f"user:{invocation.actor.user_id}", f"env:{env_name}"]
+    if policy.quotas.per_channel is not None:
+        keys.append(f"channel:{invocation.actor.channel_id}")
+
+    def work() -> Reply:
+        return _create(services, invocation, command.service, env_name, ttl, named=command.name is not None)
+
+    return services.intake(invocation, "create", env_name, replies.checking("create", env_name), work, tuple(keys))
+
+
+def _create(
+    services: Services, invocation: Invocation, service: str, env_name: str, ttl: timedelta, named: bool
+) -> Reply:
+    actor, now = invocation.actor, invocation.received_at
+    services.retention.ensure()
+    mine = services.history.environments(Scope(owner=actor.user_id))
+    # A chosen name may be anyone's; a generated one is fresh unless it is one of the requester's own.
+    existing = services.history.environment(env_name) if named else mine.get(env_name)
+    _check_name_free(existing, now)
+    _check_quota("You have {n} live environments", services.policy.quotas.per_user, mine.values(), now)
+    per_channel = services.policy.quotas.per_channel
+    if per_channel is not None and actor.channel_id:
+        here = services.history.environments(Scope(channel=actor.channel_id))
+        _check_quota("This channel has {n} live environments", per_channel, here.values(), now)
+    spec = EnvironmentSpec(
+        env_name=env_name,
+        service=service,
+        expires_at=now + ttl,
+        requested_by=actor.user_id,
+        slack_channel=actor.channel_id,
+        replaces=existing.create.name if existing else None,
+        notices=services.policy.notices_for(service, now),
+    )
+    submission = services.orchestrator.create(spec)
+    services.submitted(invocation, "create", env_name, submission, ttl=ttl, expires_at=spec.expires_at)
+    return replies.created(spec, ttl, submission, services.links, services.buttons(env_name, service, now, now))
+
+
+def _check_name_free(existing: Environment | None, now: datetime) -> None:
+    if existing is None:
+        return
+    state = existing.state(now)
+    owner = f" (owner <@{existing.owner}>)" if existing.owner else ""
+    if state == "live":
+        raise PolicyDenied(f"`{existing.name}` already exists{owner}. Pick another name with `name=`.")
+    if state == "destroying":
+        raise PolicyDenied(f"`{existing.name}` is still being destroyed{owner}; try again shortly.")
+
+
+def _check_quota(what: str, limit: int, envs: Iterable[Environment], now: datetime) -> None:
+    live = [env for env in envs if env.is_live(now)]
+    if len(live) >= limit:
+        listed = ", ".join(f"`{env.name}`" for env in sorted(live, key=lambda env: env.name))
+        raise PolicyDenied(
+            f"{what.format(n=len(live))} (limit {limit}): {listed}. Free one with `/env destroy <name>` and try again."
+        )

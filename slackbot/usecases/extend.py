@@ -1,0 +1,76 @@
+"""`/env extend`: a new expiry of now + ttl, within the policy's lifetime, for those who may act."""
+
+from datetime import datetime, timedelta
+
+from slackbot import replies
+from slackbot.commands import ExtendCommand
+from slackbot.durations import format_duration
+from slackbot.errors import PolicyDenied, UsageError
+from slackbot.history import Environment
+from slackbot.replies import Reply, slack_date
+from slackbot.spec import ExtendRequest, Lineage
+from slackbot.usecases.common import Intake, Invocation, Services
+
+
+def plan(services: Services, invocation: Invocation, command: ExtendCommand) -> Intake:
+    policy = services.policy
+    policy.check_env_name(command.env_name, services.orchestrator.namespace)
+    if command.ttl is not None and not policy.ttl.min <= command.ttl <= policy.ttl.max:
+        policy.resolve_ttl(policy.rules_for(None), command.ttl, topic="extend")  # raises with the bounds
+
+    def work() -> Reply:
+        return _extend(services, invocation, command.env_name, command.ttl)
+
+    ack = replies.checking("extend", command.env_name)
+    return services.intake(invocation, "extend", command.env_name, ack, work, (f"env:{command.env_name}",))
+
+
+def _extend(services: Services, invocation: Invocation, name: str, requested: timedelta | None) -> Reply:
+    actor, now, policy = invocation.actor, invocation.received_at, services.policy
+    env = services.history.environment(name)
+    _check_extendable(env, name, now)
+    assert env is not None
+    services.authorize(actor, name, env.owner)
+    ttl = policy.resolve_ttl(policy.rules_for(env.service), requested, topic="extend")
+    expires_at = now + ttl
+    latest = policy.latest_expiry(env.created_at)
+    if expires_at > latest:
+        room = latest - now
+        longest = (
+            f"the most you can ask for now is ttl={format_duration(room)}"
+            if room >= policy.ttl.min
+            else ("there is no room left to extend it")
+        )
+        raise UsageError(
+            f"`{name}` may live until {slack_date(latest)} at the latest ({format_duration(policy.ttl.lifetime)} "
+            f"from its creation); {longest}.",
+            topic="extend",
+        )
+    services.retention.ensure()
+    lineage = Lineage(
+        owner=env.owner, channel=env.channel, service=env.service, incarnation=env.create.name, after=env.latest.name
+    )
+    request = ExtendRequest(
+        env_name=name,
+        expires_at=expires_at,
+        requested_by=actor.user_id,
+        lineage=lineage,
+        notices=policy.notices_for(env.service, env.created_at),
+    )
+    submission = services.orchestrator.extend(request)
+    services.submitted(invocation, "extend", name, submission, ttl=ttl, expires_at=request.expires_at)
+    buttons = services.buttons(name, env.service, env.created_at, now)
+    return replies.extended(env, actor.user_id, request.expires_at, ttl, submission, services.links, buttons)
+
+
+def _check_extendable(env: Environment | None, name: str, now: datetime) -> None:
+    if env is None:
+        raise PolicyDenied(f"envbot has no record of `{name}`, so there is nothing to extend. See `/env list`.")
+    state = env.state(now)
+    if state in ("destroyed", "destroying"):
+        who = f" by <@{env.destroy.requested_by}>" if env.destroy and env.destroy.requested_by else ""
+        raise PolicyDenied(f"`{name}` was destroyed{who}; create a new one with `/env create`.")
+    if state == "expired" and env.expires_at is not None:
+        raise PolicyDenied(f"`{name}` expired {slack_date(env.expires_at)}; create a new one with `/env create`.")
+    if state == "failed":
+        raise PolicyDenied(f"`{name}` was never created (its create workflow failed); see `/env status {name}`.")

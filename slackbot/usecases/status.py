@@ -1,0 +1,29 @@
+"""`/env status`: one environment's owner, expiry and every workflow, with why a failed one failed."""
+
+from slackbot import replies
+from slackbot.commands import StatusCommand
+from slackbot.errors import EnvbotError, PolicyDenied
+from slackbot.orchestrator import WorkflowDetail
+from slackbot.replies import Reply
+from slackbot.usecases.common import Intake, Invocation, Services
+
+MAX_DETAILS = 3  # `argo get` calls for failed workflows, newest first
+
+
+def plan(services: Services, invocation: Invocation, command: StatusCommand) -> Intake:
+    name = command.env_name
+
+    def work() -> Reply:
+        env = services.history.environment(name, view=True)
+        if env is None:
+            raise PolicyDenied(f"envbot has no record of `{name}`. See `/env list all`.")
+        details: dict[str, WorkflowDetail] = {}
+        for record in [r for r in reversed(env.workflows) if r.failed][:MAX_DETAILS]:
+            try:
+                details[record.name] = services.orchestrator.workflow(record.name)
+            except EnvbotError:
+                continue  # the phase is still shown; the step's message is a bonus
+        services.record(invocation, "status", "allowed", env=name, outcome="answered", expires_at=env.expires_at)
+        return replies.status(env, details, invocation.received_at, services.links)
+
+    return services.intake(invocation, "status", name, replies.looking_up(f"`{name}`"), work)
