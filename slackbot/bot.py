@@ -5,11 +5,6 @@ its `ack` reply. The slow part (reading history, submitting) is the Intake's `wo
 transports run on their own bounded scheduler and whose reply they deliver afterwards.
 """
 
-import threading
-import time
-from collections import OrderedDict
-from collections.abc import Callable
-
 from slackbot import metrics, replies
 from slackbot.audit import AuditLog
 from slackbot.clock import Clock, utc_now
@@ -30,6 +25,7 @@ from slackbot.history import HistoryReader
 from slackbot.names import RandomSuffix, random_suffix
 from slackbot.orchestrator import EnvironmentOrchestrator
 from slackbot.policy import Policy
+from slackbot.recent import RecentKeys
 from slackbot.replies import Links, Reply
 from slackbot.retention import RecordRetention
 from slackbot.spec import Actor
@@ -62,7 +58,7 @@ class EnvBot:
             links=Links(argo_ui_url, orchestrator.namespace),
             retention=RecordRetention(orchestrator, policy),
         )
-        self._seen = _Seen(DUPLICATE_WINDOW)
+        self._seen = RecentKeys(DUPLICATE_WINDOW)
 
     @property
     def policy(self) -> Policy:
@@ -142,7 +138,7 @@ class EnvBot:
         return replies.help_text(bounds, lines)
 
 
-def _forget_unless_submitted(intake: Intake, key: str, seen: "_Seen") -> Intake:
+def _forget_unless_submitted(intake: Intake, key: str, seen: RecentKeys) -> Intake:
     work = intake.work
     assert work is not None
 
@@ -153,27 +149,3 @@ def _forget_unless_submitted(intake: Intake, key: str, seen: "_Seen") -> Intake:
         return reply
 
     return Intake(ack=intake.ack, work=run, keys=intake.keys, action=intake.action)
-
-
-class _Seen:
-    """Keys seen within a window (bounded memory: expired keys are dropped as new ones arrive)."""
-
-    def __init__(self, window: float, now: Callable[[], float] = time.monotonic) -> None:
-        self._window = window
-        self._now = now
-        self._lock = threading.Lock()
-        self._keys: OrderedDict[str, float] = OrderedDict()
-
-    def first(self, key: str) -> bool:
-        now = self._now()
-        with self._lock:
-            while self._keys and next(iter(self._keys.values())) < now - self._window:
-                self._keys.popitem(last=False)
-            if key in self._keys:
-                return False
-            self._keys[key] = now
-            return True
-
-    def forget(self, key: str) -> None:
-        with self._lock:
-            self._keys.pop(key, None)

@@ -19,7 +19,9 @@ from slack_sdk.signature import SignatureVerifier
 from slackbot.settings import Settings
 from slackbot.slack.runtime import Runtime
 from tests.fakes.argo_handle import FakeArgo
+from tests.fakes.kube_api import FakeKubeApi
 from tests.fakes.slack_api import FakeSlack
+from tests.fakes.socket_mode import FakeSocketMode
 
 ROOT = Path(__file__).resolve().parent.parent
 SIGNING_SECRET = "test-signing-secret-5c1f0e9a"
@@ -215,6 +217,36 @@ def http_bot_factory(fake_argo: FakeArgo, fake_slack: FakeSlack) -> Iterator[Any
 @pytest.fixture
 def http_bot(http_bot_factory: Any) -> HttpBot:
     return http_bot_factory()
+
+
+@pytest.fixture
+def socket_bot(fake_argo: FakeArgo, fake_slack: FakeSlack) -> Iterator[tuple[Runtime, FakeSocketMode]]:
+    """The real Runtime in Socket Mode, connected to a local WebSocket stand-in."""
+    server = FakeSocketMode()
+    fake_slack.socket_url = server.url
+    runtime = Runtime(make_settings(fake_argo, fake_slack, slack_app_token=APP_TOKEN), mode="socket", port=0)
+    runtime.start()
+    server.wait_connected()
+    yield runtime, server
+    runtime.stop()
+    server.stop()
+
+
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie (a zombie is dead for our purposes)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.fixture
+def api() -> Iterator[FakeKubeApi]:
+    """The Kubernetes API stand-in the real kubectl talks to."""
+    server = FakeKubeApi().start()
+    yield server
+    server.stop()
 
 
 def argv_params(argv: list[str]) -> dict[str, str]:

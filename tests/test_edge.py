@@ -18,8 +18,9 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.conftest import BOT_TOKEN, SIGNING_SECRET, FakeArgo, HttpBot, argv_params, http_request
+from tests.conftest import BOT_TOKEN, SIGNING_SECRET, FakeArgo, HttpBot, alive, argv_params, http_request
 from tests.fakes.slack_api import FakeSlack
+from tests.test_socket_mode import envelope
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
@@ -314,14 +315,6 @@ def post_command(url: str, slack: FakeSlack, text: str, key: str, user: str = "U
     return http_request(f"{url}/slack/events", body.encode(), signed(body)).status
 
 
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def test_sigterm_with_a_hung_argo_and_queued_work_is_bounded(
     tmp_path: Path, fake_argo: FakeArgo, fake_slack: FakeSlack
 ) -> None:
@@ -409,24 +402,11 @@ def test_a_closed_pipe_ends_the_console_quietly(tmp_path: Path) -> None:
     assert b"Traceback" not in err and b"BrokenPipe" not in err
 
 
-def test_a_socket_mode_payload_command_works(fake_argo: FakeArgo, fake_slack: FakeSlack) -> None:
-    from slackbot.slack.runtime import Runtime
-    from tests.conftest import APP_TOKEN, make_settings
-    from tests.fakes.socket_mode import FakeSocketMode
-    from tests.test_socket_mode import envelope
-
-    server = FakeSocketMode()
-    fake_slack.socket_url = server.url
-    runtime = Runtime(make_settings(fake_argo, fake_slack, slack_app_token=APP_TOKEN), mode="socket", port=0)
-    runtime.start()
-    try:
-        server.wait_connected()
-        message = envelope("p-1", "create payload-api name=payload-api", fake_slack.response_url("p1"))
-        message["payload"]["channel_name"] = "payload-team"
-        server.send(message)
-        assert "Checking `create payload-api`" in server.wait_ack("p-1")["payload"]["text"]
-        assert fake_slack.wait_for("/response/p1")[0].body["response_type"] == "in_channel"
-        assert argv_params(fake_argo.submits()[0])["env_name"] == "payload-api"
-    finally:
-        runtime.stop()
-        server.stop()
+def test_a_socket_mode_payload_command_works(socket_bot: Any, fake_argo: FakeArgo, fake_slack: FakeSlack) -> None:
+    _, server = socket_bot
+    message = envelope("p-1", "create payload-api name=payload-api", fake_slack.response_url("p1"))
+    message["payload"]["channel_name"] = "payload-team"
+    server.send(message)
+    assert "Checking `create payload-api`" in server.wait_ack("p-1")["payload"]["text"]
+    assert fake_slack.wait_for("/response/p1")[0].body["response_type"] == "in_channel"
+    assert argv_params(fake_argo.submits()[0])["env_name"] == "payload-api"

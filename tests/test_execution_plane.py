@@ -9,7 +9,6 @@ describes and passes on these.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -82,13 +81,6 @@ class Plane:
 
     def deletes(self) -> list[str]:
         return [r.path.rsplit("/", 1)[1] for r in self.api.requests if r.method == "DELETE"]
-
-
-@pytest.fixture
-def api() -> Iterator[FakeKubeApi]:
-    server = FakeKubeApi().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,13 +41,6 @@ class Kubectl:
         )
         made = [r for r in self.api.requests[start:] if not DISCOVERY.fullmatch(r.path)]
         return Run(done.returncode, done.stdout, done.stderr, made)
-
-
-@pytest.fixture
-def api() -> Iterator[FakeKubeApi]:
-    server = FakeKubeApi().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

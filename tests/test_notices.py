@@ -238,13 +238,6 @@ class Plane:
 
 
 @pytest.fixture
-def api() -> Iterator[FakeKubeApi]:
-    server = FakeKubeApi().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def slack() -> Iterator[FakeSlack]:
     server = FakeSlack().start()
     yield server

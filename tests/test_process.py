@@ -15,6 +15,7 @@ from slackbot.argo_cli import ArgoCliOrchestrator, ProcessRunner
 from slackbot.argo_cli.process import CHILDREN, argo_environment
 from slackbot.errors import OrchestratorError
 from slackbot.orchestrator import Scope
+from tests.conftest import alive
 
 
 def script(folder: Path, body: str, name: str = "argo") -> Path:
@@ -22,16 +23,6 @@ def script(folder: Path, body: str, name: str = "argo") -> Path:
     path.write_text("#!/bin/sh\n" + textwrap.dedent(body))
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
     return path
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead for our purposes.
-    status = Path(f"/proc/{pid}/stat").read_text().split()[2] if Path(f"/proc/{pid}").exists() else "X"
-    return status not in ("Z", "X")
 
 
 def test_argo_gets_what_it_needs_and_never_the_slack_secrets(tmp_path: Path) -> None:

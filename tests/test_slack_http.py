@@ -11,7 +11,7 @@ import pytest
 from freezegun import freeze_time
 from slack_sdk.signature import SignatureVerifier
 
-from tests.conftest import ROOT, SIGNING_SECRET, HttpBot, argv_labels, argv_params, http_request
+from tests.conftest import ROOT, SIGNING_SECRET, HttpBot, alive, argv_labels, argv_params, http_request
 
 FROZEN = "2026-11-28T11:00:00Z"
 
@@ -192,18 +192,10 @@ def test_hanging_argo_is_killed_after_the_timeout(http_bot_factory, fake_argo) -
     reply = bot.reply(path)
     assert "did not answer within 1 s and was stopped" in reply["text"]
     for pid in fake_argo.pids():
-        assert not _alive(pid), "the argo process was left running"
+        assert not alive(pid), "the argo process was left running"
     fake_argo.configure()
     _, path = bot.command("create checkout")
     assert bot.reply(path)["response_type"] == "in_channel"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_bad_signature_stale_or_missing_headers_get_401_and_run_nothing(http_bot: HttpBot, fake_argo) -> None:

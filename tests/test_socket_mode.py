@@ -1,27 +1,13 @@
 """Socket Mode end to end: the real SocketModeHandler against a local WebSocket stand-in."""
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from slackbot.errors import ConfigError
 from slackbot.slack.runtime import Runtime
-from tests.conftest import APP_TOKEN, BOT_TOKEN, FakeArgo, argv_params, block_actions, http_request, make_settings
-from tests.fakes.slack_api import FakeSlack
+from tests.conftest import APP_TOKEN, BOT_TOKEN, argv_params, block_actions, http_request, make_settings
 from tests.fakes.socket_mode import FakeSocketMode
-
-
-@pytest.fixture
-def socket_bot(fake_argo: FakeArgo, fake_slack: FakeSlack) -> Iterator[tuple[Runtime, FakeSocketMode]]:
-    server = FakeSocketMode()
-    fake_slack.socket_url = server.url
-    runtime = Runtime(make_settings(fake_argo, fake_slack, slack_app_token=APP_TOKEN), mode="socket", port=0)
-    runtime.start()
-    server.wait_connected()
-    yield runtime, server
-    runtime.stop()
-    server.stop()
 
 
 def envelope(envelope_id: str, text: str, response_url: str) -> dict:

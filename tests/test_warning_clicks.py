@@ -2,28 +2,16 @@
 real kubectl and curl), and a click on the warning's Extend button goes back through the bot, over HTTP and
 over Socket Mode: exactly one extend, and a refusal for someone who may not act."""
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from slackbot.slack.runtime import Runtime
-from tests.conftest import APP_TOKEN, FakeArgo, HttpBot, argv_params, block_actions, make_settings
+from tests.conftest import FakeArgo, HttpBot, argv_params, block_actions
 from tests.fakes.kube_api import FakeKubeApi
 from tests.fakes.slack_api import FakeSlack
-from tests.fakes.socket_mode import FakeSocketMode
 from tests.test_notices import HOUR, Plane, expiry_of
 from tests.test_socket_mode import envelope
 
 OWNER, STRANGER, CHANNEL = "U111AAA", "U0STRANGER", "C111AAA"
-
-
-@pytest.fixture
-def api() -> Iterator[FakeKubeApi]:
-    server = FakeKubeApi().start()
-    yield server
-    server.stop()
 
 
 def warning_for(env: str, fake_argo: FakeArgo, api: FakeKubeApi, slack: FakeSlack, folder: Path) -> dict[str, Any]:
@@ -63,30 +51,22 @@ def test_a_warnings_extend_button_over_http(
 
 
 def test_a_warnings_buttons_over_socket_mode(
-    fake_argo: FakeArgo, fake_slack: FakeSlack, api: FakeKubeApi, tmp_path: Path
+    socket_bot: Any, fake_argo: FakeArgo, fake_slack: FakeSlack, api: FakeKubeApi, tmp_path: Path
 ) -> None:
-    server = FakeSocketMode()
-    fake_slack.socket_url = server.url
-    runtime = Runtime(make_settings(fake_argo, fake_slack, slack_app_token=APP_TOKEN), mode="socket", port=0)
-    runtime.start()
-    try:
-        server.wait_connected()
-        message = envelope("w-1", "create checkout ttl=4h name=warned-sock", fake_slack.response_url("w1"))
-        message["payload"] |= {"user_id": OWNER, "channel_id": CHANNEL}
-        server.send(message)
-        assert fake_slack.wait_for("/response/w1")[0].body["response_type"] == "in_channel"
-        warning = warning_for("warned-sock", fake_argo, api, fake_slack, tmp_path / "plane")
+    _, server = socket_bot
+    message = envelope("w-1", "create checkout ttl=4h name=warned-sock", fake_slack.response_url("w1"))
+    message["payload"] |= {"user_id": OWNER, "channel_id": CHANNEL}
+    server.send(message)
+    assert fake_slack.wait_for("/response/w1")[0].body["response_type"] == "in_channel"
+    warning = warning_for("warned-sock", fake_argo, api, fake_slack, tmp_path / "plane")
 
-        for n, (user, label) in enumerate([(OWNER, "Extend +2h"), (OWNER, "Extend +2h"), (STRANGER, "Destroy now")]):
-            url = fake_slack.response_url(f"wc{n}")
-            payload = block_actions(warning, label, user, CHANNEL, warning["ts"], url, f"wc{n}")
-            server.send({"envelope_id": f"wc-{n}", "payload": payload, "type": "interactive"})
-            server.wait_ack(f"wc-{n}")
-        replies = [fake_slack.wait_for(f"/response/wc{n}")[0].body for n in range(3)]
-        assert "extended `warned-sock` by 2h" in replies[0]["text"] and "Already on it" in replies[1]["text"]
-        assert "Only the owner <@U111AAA>" in replies[2]["text"]
-        assert len(extends(fake_argo)) == 1
-        assert not [s for s in fake_argo.submits() if "workflowtemplate/env-destroy-template" in s]
-    finally:
-        runtime.stop()
-        server.stop()
+    for n, (user, label) in enumerate([(OWNER, "Extend +2h"), (OWNER, "Extend +2h"), (STRANGER, "Destroy now")]):
+        url = fake_slack.response_url(f"wc{n}")
+        payload = block_actions(warning, label, user, CHANNEL, warning["ts"], url, f"wc{n}")
+        server.send({"envelope_id": f"wc-{n}", "payload": payload, "type": "interactive"})
+        server.wait_ack(f"wc-{n}")
+    replies = [fake_slack.wait_for(f"/response/wc{n}")[0].body for n in range(3)]
+    assert "extended `warned-sock` by 2h" in replies[0]["text"] and "Already on it" in replies[1]["text"]
+    assert "Only the owner <@U111AAA>" in replies[2]["text"]
+    assert len(extends(fake_argo)) == 1
+    assert not [s for s in fake_argo.submits() if "workflowtemplate/env-destroy-template" in s]

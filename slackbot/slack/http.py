@@ -16,9 +16,7 @@ import hmac
 import json
 import logging
 import re
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
@@ -28,6 +26,7 @@ from slack_bolt import App, BoltContext, BoltRequest
 from slack_bolt.request.internals import build_context
 
 from slackbot import metrics
+from slackbot.recent import RecentKeys
 
 log = logging.getLogger(__name__)
 
@@ -50,24 +49,6 @@ class _ParsedRequest(BoltRequest):
         self.context = build_context(BoltContext({}), body)
 
 
-class _Replays:
-    """Signatures (and event ids) seen within the replay window; older ones fail verification anyway."""
-
-    def __init__(self, window: float) -> None:
-        self._window = window
-        self._lock = threading.Lock()
-        self._seen: OrderedDict[str, float] = OrderedDict()
-
-    def first(self, key: str, now: float) -> bool:
-        with self._lock:
-            while self._seen and next(iter(self._seen.values())) < now - self._window:
-                self._seen.popitem(last=False)
-            if key in self._seen:
-                return False
-            self._seen[key] = now
-            return True
-
-
 class SlackHttp:
     """The WSGI application `envbot serve` runs."""
 
@@ -84,7 +65,7 @@ class SlackHttp:
         self._live = live
         self._ready = ready
         self._clock = clock or (lambda: time.time())  # looked up per call, so freezegun can pin it
-        self._replays = _Replays(REPLAY_WINDOW)
+        self._replays = RecentKeys(REPLAY_WINDOW)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")
@@ -123,7 +104,7 @@ class SlackHttp:
             body = _parse(text, environ.get("CONTENT_TYPE", ""))
         except ValueError as error:
             return self._reject(start_response, 400, f"signed but unreadable body ({error})")
-        if not self._replays.first(signature, self._clock()) or not self._first_event(body):
+        if not self._replays.first(signature) or not self._first_event(body):
             metrics.DUPLICATES.inc()
             log.info("ignored a replayed Slack request (seen within %s s)", REPLAY_WINDOW)
             return _text(start_response, 200, "")
@@ -146,7 +127,7 @@ class SlackHttp:
     def _first_event(self, body: dict[str, Any]) -> bool:
         # Events API retries (X-Slack-Retry-Num) are re-signed, so they are recognised by event_id.
         event_id = body.get("event_id")
-        return not isinstance(event_id, str) or self._replays.first(f"event:{event_id}", self._clock())
+        return not isinstance(event_id, str) or self._replays.first(f"event:{event_id}")
 
     def _reject(self, start_response: StartResponse, status: int, why: str, body: bytes = b"") -> Iterable[bytes]:
         log.warning("rejected a request to /slack/events: %s (HTTP %s)", why, status)
