@@ -74,11 +74,12 @@ class Scheduler:
             return self._running
 
     def wait_idle(self, timeout: float) -> bool:
+        """Wait until nothing is queued or running (True), or the timeout passes (False)."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._running and time.monotonic() < deadline:
+            while (self._running or self._pending) and time.monotonic() < deadline:
                 self._cond.wait(deadline - time.monotonic())
-            return self._running == 0
+            return not (self._running or self._pending)
 
     def _loop(self) -> None:
         while True:

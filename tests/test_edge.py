@@ -129,10 +129,10 @@ def test_follow_ups_go_only_to_slack_and_redirects_are_not_followed(
         form["trigger_id"] = "1337.99.moved"
         assert http_bot.post(urlencode(form)).status == 200
         fake_slack.wait_for("/response/moved")
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while len(fake_argo.submits()) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(0.5)
+            time.sleep(0.05)
+        assert http_bot.runtime.scheduler.wait_idle(30)  # both follow-ups have been attempted
         assert elsewhere.received == []
         assert "response_url is not under" in caplog.text and "response_url answered 302" in caplog.text
     finally:

@@ -50,6 +50,7 @@ def test_metrics_move_with_real_commands(
     form["text"] = "list"
     bot.post(urlencode(form))
     fake_slack.wait_for("/response/cmd-broken")
+    assert bot.runtime.scheduler.wait_idle(10)  # the 500 has come back and been counted
 
     after = scrape(bot)
     assert delta(before, after, "envbot_commands_total", action="create", outcome="submitted") == 1
