@@ -93,15 +93,15 @@ class EnvBot:
             action = command.action
             if isinstance(command, HelpCommand):
                 self.services.record(invocation, action, "help")
-                return Intake(self._help(), action=action)
+                return Intake(self._help())
             self.policy.check_channel(invocation.actor.channel_id)
             return self._plan(invocation, command)
         except UsageError as error:
             self.services.record(invocation, action, "invalid", reason=error.user_message)
-            return Intake(replies.usage_error(error), action=action)
+            return Intake(replies.usage_error(error))
         except PolicyDenied as error:
             self.services.record(invocation, action, "refused", reason=error.user_message)
-            return Intake(replies.refused(error), action=action)
+            return Intake(replies.refused(error))
 
     def _plan(self, invocation: Invocation, command: Command) -> Intake:
         if isinstance(command, CreateCommand):
@@ -148,4 +148,4 @@ def _forget_unless_submitted(intake: Intake, key: str, seen: RecentKeys) -> Inta
             seen.forget(key)
         return reply
 
-    return Intake(ack=intake.ack, work=run, keys=intake.keys, action=intake.action)
+    return Intake(ack=intake.ack, work=run, keys=intake.keys)

@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from slackbot.orchestrator import EnvironmentOrchestrator, Scope, WorkflowRecord
+from slackbot.spec import Lineage
 
 State = Literal["live", "failed", "destroying", "destroyed", "expired"]
 WorkflowState = Literal["submitted", "running", "ready", "failed"]
@@ -48,7 +49,7 @@ class Environment(BaseModel):
 
     @property
     def owner(self) -> str | None:
-        return self.create.owner or self.create.requested_by
+        return self.create.owner
 
     @property
     def channel(self) -> str | None:
@@ -83,6 +84,13 @@ class Environment(BaseModel):
     @property
     def last_workflow(self) -> WorkflowRecord:
         return self.destroy or self.latest
+
+    def lineage(self) -> Lineage:
+        """What a new extend or destroy of this environment records about it."""
+        return Lineage(
+            owner=self.owner, channel=self.channel, service=self.service, incarnation=self.create.name,
+            after=self.latest.name,
+        )  # fmt: skip
 
     def state(self, now: datetime) -> State:
         destroy = self.destroy

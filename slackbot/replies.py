@@ -57,7 +57,7 @@ class Links:
         self._namespace = namespace
 
     def workflow(self, name: str) -> str:
-        if self._base is None or name.startswith("("):
+        if self._base is None:
             return f"`{name}`"
         return f"<{self._base}/workflows/{self._namespace}/{name}|{name}>"
 

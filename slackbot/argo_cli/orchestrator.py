@@ -8,6 +8,7 @@ import shlex
 import subprocess
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from slackbot import metrics
@@ -66,9 +67,6 @@ class ArgoCliOrchestrator:
     # --- intent ---------------------------------------------------------------------------------
 
     def create(self, spec: EnvironmentSpec) -> Submission:
-        params = {"env_name": spec.env_name, "service": spec.service, "expires_at": spec.expires_at_text}
-        params |= _present(requested_by=spec.requested_by, slack_channel=spec.slack_channel)
-        params |= _notices(spec.notices)
         labels = {
             LABEL_ACTION: "create",
             LABEL_SERVICE: spec.service,
@@ -76,16 +74,16 @@ class ArgoCliOrchestrator:
             LABEL_REQUESTED_BY: spec.requested_by,
             LABEL_CHANNEL: spec.slack_channel,
             LABEL_AFTER: spec.replaces,
-            LABEL_EXPIRES: str(int(spec.expires_at.timestamp())),
+            LABEL_EXPIRES: _epoch(spec.expires_at),
         }
-        return self._submit(CREATE_TEMPLATE, spec.env_name, params, labels)
+        return self._submit(CREATE_TEMPLATE, spec.env_name, _create_params(spec), labels)
 
     def extend(self, request: ExtendRequest) -> Submission:
         params = {"env_name": request.env_name, "expires_at": request.expires_at_text}
         params |= _present(requested_by=request.requested_by, slack_channel=request.lineage.channel)
         params |= _notices(request.notices)
         labels = _lineage("extend", request.requested_by, request.lineage)
-        labels[LABEL_EXPIRES] = str(int(request.expires_at.timestamp()))
+        labels[LABEL_EXPIRES] = _epoch(request.expires_at)
         return self._submit(EXTEND_TEMPLATE, request.env_name, params, labels)
 
     def destroy(self, request: DestroyRequest) -> Submission:
@@ -96,10 +94,8 @@ class ArgoCliOrchestrator:
 
     def probe_submit(self, spec: EnvironmentSpec) -> str:
         """`argo submit --server-dry-run` of a create: proves the bot may submit, and creates nothing."""
-        params = {"env_name": spec.env_name, "service": spec.service, "expires_at": spec.expires_at_text}
-        params |= _present(requested_by=spec.requested_by, slack_channel=spec.slack_channel)
         labels: dict[str, str | None] = {LABEL_ACTION: "create", LABEL_SERVICE: spec.service}
-        return self._submit(CREATE_TEMPLATE, spec.env_name, params, labels, dry_run=True).workflow_name
+        return self._submit(CREATE_TEMPLATE, spec.env_name, _create_params(spec), labels, dry_run=True).workflow_name
 
     def _submit(
         self, template: str, env: str, params: dict[str, str], labels: dict[str, str | None], dry_run: bool = False
@@ -235,6 +231,17 @@ class ArgoCliOrchestrator:
 
 def _present(**values: str | None) -> dict[str, str]:
     return {key: value for key, value in values.items() if value}
+
+
+def _create_params(spec: EnvironmentSpec) -> dict[str, str]:
+    params = {"env_name": spec.env_name, "service": spec.service, "expires_at": spec.expires_at_text}
+    params |= _present(requested_by=spec.requested_by, slack_channel=spec.slack_channel)
+    return params | _notices(spec.notices)
+
+
+def _epoch(moment: datetime) -> str:
+    """An instant as a label value (labels can't hold RFC 3339's colons)."""
+    return str(int(moment.timestamp()))
 
 
 def _notices(notices: Notices) -> dict[str, str]:

@@ -49,7 +49,6 @@ class Intake:
     ack: Reply
     work: Callable[[], Reply] | None = None
     keys: tuple[str, ...] = ()
-    action: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,7 +73,7 @@ class Services:
         keys: tuple[str, ...] = (),
     ) -> Intake:
         guarded = partial(self.guarded, invocation, action, env, work)
-        return Intake(ack=ack, work=guarded, keys=keys, action=action)
+        return Intake(ack=ack, work=guarded, keys=keys)
 
     def guarded(self, invocation: Invocation, action: str, env: str | None, work: Callable[[], Reply]) -> Reply:
         """Run slow work; turn every failure into a reply, so the follow-up is always delivered."""

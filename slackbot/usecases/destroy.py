@@ -29,13 +29,7 @@ def _destroy(services: Services, invocation: Invocation, name: str) -> Reply:
             who = f" by <@{env.destroy.requested_by}>" if env.destroy.requested_by else ""
             verb = "is already being destroyed" if state == "destroying" else "was already destroyed"
             raise PolicyDenied(f"`{name}` {verb}{who} ({services.links.workflow(env.destroy.name)}).")
-        lineage = Lineage(
-            owner=env.owner,
-            channel=env.channel,
-            service=env.service,
-            incarnation=env.create.name,
-            after=env.latest.name,
-        )
+        lineage = env.lineage()
     request = DestroyRequest(env_name=name, requested_by=actor.user_id, lineage=lineage)
     submission = services.orchestrator.destroy(request)
     services.submitted(invocation, "destroy", name, submission)

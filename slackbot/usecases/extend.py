@@ -8,7 +8,7 @@ from slackbot.durations import format_duration
 from slackbot.errors import PolicyDenied, UsageError
 from slackbot.history import Environment
 from slackbot.replies import Reply, slack_date
-from slackbot.spec import ExtendRequest, Lineage
+from slackbot.spec import ExtendRequest
 from slackbot.usecases.common import Intake, Invocation, Services
 
 
@@ -47,14 +47,11 @@ def _extend(services: Services, invocation: Invocation, name: str, requested: ti
             topic="extend",
         )
     services.retention.ensure()
-    lineage = Lineage(
-        owner=env.owner, channel=env.channel, service=env.service, incarnation=env.create.name, after=env.latest.name
-    )
     request = ExtendRequest(
         env_name=name,
         expires_at=expires_at,
         requested_by=actor.user_id,
-        lineage=lineage,
+        lineage=env.lineage(),
         notices=policy.notices_for(env.service, env.created_at),
     )
     submission = services.orchestrator.extend(request)
