@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from slackbot.argo_cli import ArgoCliOrchestrator, ProcessRunner
-from slackbot.argo_cli.process import CHILDREN, argo_environment
+from slackbot.argo_cli.process import CHILDREN, SETPRIV, argo_environment
 from slackbot.errors import OrchestratorError
 from slackbot.orchestrator import Scope
 from tests.conftest import alive
@@ -111,22 +111,46 @@ def test_a_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
         (b"#!/bin/sh\necho hi\n", 0o644, "is not executable"),
     ],
 )
-def test_start_failures_have_plain_messages(tmp_path: Path, content: bytes, mode: int, message: str) -> None:
+@pytest.mark.parametrize("setpriv", [SETPRIV, None], ids=["setpriv", "fallback"])
+def test_start_failures_have_plain_messages(
+    tmp_path: Path, content: bytes, mode: int, message: str, setpriv: str | None
+) -> None:
     argo = tmp_path / "argo"
     argo.write_bytes(content)
     argo.chmod(mode)
+    runner = ProcessRunner(setpriv=setpriv)
     with pytest.raises(OrchestratorError, match=message):
-        ArgoCliOrchestrator(str(argo), "argo", 5).version()
+        ArgoCliOrchestrator(str(argo), "argo", 5, runner).version()
     with pytest.raises(OrchestratorError, match="was not found"):
-        ArgoCliOrchestrator(str(tmp_path / "missing"), "argo", 5).version()
+        ArgoCliOrchestrator(str(tmp_path / "missing"), "argo", 5, runner).version()
+    with pytest.raises(OrchestratorError, match="was not found"):
+        ArgoCliOrchestrator("no-such-argo-on-path", "argo", 5, runner).version()
 
 
-def test_argo_dies_with_the_bot_even_on_sigkill(tmp_path: Path) -> None:
-    """PR_SET_PDEATHSIG: a SIGKILLed bot leaves no argo behind."""
+def test_an_argo_that_exits_126_or_127_itself_is_not_mistaken_for_a_failed_start(tmp_path: Path) -> None:
+    argo = script(tmp_path, 'echo "setpriv: failed to execute elsewhere: No such file or directory" >&2; exit 127\n')
+    with pytest.raises(OrchestratorError, match="exit 127"):
+        ArgoCliOrchestrator(str(argo), "argo", 5).version()
+
+
+def test_argo_is_started_through_setpriv_without_python_in_the_child(tmp_path: Path) -> None:
+    """The fast path: no preexec_fn (which forces a full fork), the parent-death signal set by setpriv."""
+    assert SETPRIV is not None, "util-linux's setpriv is part of every supported image"
+    argo = script(tmp_path, "grep -E '^(PPid|NSpgid|Pid):' /proc/$$/status\n")
+    printed = ProcessRunner()([str(argo)], 5).stdout
+    fields = dict(line.split(":\t") for line in printed.splitlines() if ":\t" in line)
+    assert fields["Pid"] == fields["NSpgid"]  # its own process group
+    assert int(fields["PPid"]) == os.getpid()  # setpriv exec'd argo in place: no process in between
+
+
+@pytest.mark.parametrize("setpriv", [True, False], ids=["setpriv", "fallback"])
+def test_argo_dies_with_the_bot_even_on_sigkill(tmp_path: Path, setpriv: bool) -> None:
+    """PR_SET_PDEATHSIG (through setpriv, or preexec_fn without it): a SIGKILLed bot leaves no argo behind."""
     marker = tmp_path / "argo.pid"
     argo = script(tmp_path, f'echo $$ > "{marker}"\nexec sleep 60\n')
+    runner = "ProcessRunner()" if setpriv else "ProcessRunner(setpriv=None)"
     parent = subprocess.Popen(
-        [sys.executable, "-c", f"from slackbot.argo_cli import ProcessRunner; ProcessRunner()([{str(argo)!r}], 60)"],
+        [sys.executable, "-c", f"from slackbot.argo_cli import ProcessRunner; {runner}([{str(argo)!r}], 60)"],
         cwd=Path(__file__).resolve().parent.parent,
     )
     deadline = time.monotonic() + 10

@@ -156,7 +156,8 @@ class ArgoCliOrchestrator:
     def _run(
         self, argv: list[str], verb: str, template: str | None, on_stdout: Callable[[str], None] | None = None
     ) -> Completed:
-        log.info("running %s", shlex.join(argv))
+        if log.isEnabledFor(logging.DEBUG):  # once per call: the argv costs more to format than to run
+            log.debug("running %s", shlex.join(argv))
         started = time.monotonic()
         try:
             result = self.runner(argv, self.timeout, on_stdout)

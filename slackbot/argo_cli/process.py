@@ -2,15 +2,21 @@
 
 argv lists only (never a shell), a minimal environment (no Slack secrets), bounded output, and a
 deadline that a child or grandchild holding a pipe open cannot stretch. Every child runs in its own
-process group, dies with the bot (PR_SET_PDEATHSIG on Linux), and is killed whole on timeout or
-shutdown.
+process group, dies with the bot, and is killed whole on timeout or shutdown.
+
+Dying with the bot is the kernel's parent-death signal (PR_SET_PDEATHSIG), set by util-linux's
+`setpriv --pdeathsig KILL`, which then execs argo in place. Setting it from Python between fork and
+exec (`preexec_fn`) would force a full fork and run Python in the child: several times the cost of the
+vfork that subprocess uses otherwise (docs/adr/0010). Without setpriv, that slow path is the fallback.
 """
 
 import codecs
 import contextlib
 import ctypes
+import errno
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
@@ -115,31 +121,70 @@ def _kill_group(pgid: int) -> None:
 
 
 def _die_with_parent() -> None:
-    # Runs in the child between fork and exec: if the bot is SIGKILLed, the kernel kills argo too.
+    # The fallback without setpriv: runs in the child between fork and exec.
     if _PRCTL is not None:
         _PRCTL(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 _PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
+SETPRIV = shutil.which("setpriv") if sys.platform == "linux" else None
+# setpriv execs with execvp: a failed exec reads "setpriv: failed to execute <path>: <strerror>" (C locale:
+# argo's environment carries no LANG), and a file the kernel can't run (ENOEXEC) is handed to /bin/sh,
+# which complains with "<path>: ..." in its own words. Both exit 126 or 127, and argo itself never
+# starts its errors with its own path, so they are turned back into the OSError Popen would have raised.
+_SETPRIV_FAILED = "setpriv: failed to execute "
+_EXEC_ERRORS = {
+    os.strerror(errno.ENOENT): FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT)),
+    os.strerror(errno.EACCES): PermissionError(errno.EACCES, os.strerror(errno.EACCES)),
+}
+
+
+def _exec_failure(path: str, result: Completed) -> OSError | None:
+    if result.returncode not in (126, 127):
+        return None
+    first = result.stderr.partition("\n")[0]
+    if first.startswith(f"{_SETPRIV_FAILED}{path}: "):
+        reason = first.rsplit(": ", 1)[-1]
+        known = _EXEC_ERRORS.get(reason)
+        return type(known)(known.errno, reason, path) if known else OSError(errno.EIO, reason, path)
+    if first.startswith(f"{path}: "):
+        return OSError(errno.ENOEXEC, os.strerror(errno.ENOEXEC), path)
+    return None
+
+
+def _resolve(program: str, env: Mapping[str, str]) -> str:
+    """The absolute path exec would run (as Popen looks it up), or FileNotFoundError as Popen raises it."""
+    found = shutil.which(program, path=env.get("PATH", os.defpath)) if os.sep not in program else program
+    if found is None or not os.path.exists(found):
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+    return os.path.abspath(found)
 
 
 class ProcessRunner:
     """The production Runner. `output_limit` bounds what is read from argo's stdout."""
 
-    def __init__(self, output_limit: int = 512 * 1024 * 1024, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        output_limit: int = 512 * 1024 * 1024,
+        environ: Mapping[str, str] | None = None,
+        setpriv: str | None = SETPRIV,
+    ) -> None:
         self.output_limit = output_limit
         self._environ = environ
+        self._setpriv = setpriv
 
     def __call__(self, argv: list[str], timeout: float, on_stdout: Callable[[str], None] | None = None) -> Completed:
         env = argo_environment(os.environ if self._environ is None else self._environ)
+        path = _resolve(argv[0], env) if self._setpriv else argv[0]
+        wrapped = [self._setpriv, "--pdeathsig", "KILL", "--", path, *argv[1:]] if self._setpriv else argv
         proc = subprocess.Popen(
-            argv,
+            wrapped,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            start_new_session=True,
+            process_group=0,  # its own group, killed whole; unlike preexec_fn, it keeps vfork possible
             env=env,
-            preexec_fn=_die_with_parent if _PRCTL is not None else None,
+            preexec_fn=_die_with_parent if self._setpriv is None and _PRCTL is not None else None,
         )
         CHILDREN.add(proc.pid)
         try:
@@ -153,7 +198,11 @@ class ProcessRunner:
             killed = CHILDREN.discard(proc.pid)
         if killed:
             raise Interrupted()
-        return Completed(proc.returncode if proc.returncode is not None else -9, stdout, stderr)
+        result = Completed(proc.returncode if proc.returncode is not None else -9, stdout, stderr)
+        failure = _exec_failure(path, result) if self._setpriv else None
+        if failure is not None:
+            raise failure
+        return result
 
 
 def _collect(
