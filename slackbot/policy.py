@@ -150,10 +150,26 @@ class Policy(_Model):
     def latest_expiry(self, created_at: datetime) -> datetime:
         return created_at + self.ttl.lifetime
 
-    def extend_choices(self, service: str | None, created_at: datetime, now: datetime) -> tuple[timedelta, ...]:
-        """The Extend buttons worth offering now: within the TTL bounds and the lifetime."""
+    def extend_choices(
+        self, service: str | None, created_at: datetime, now: datetime, expires_at: datetime | None = None
+    ) -> tuple[timedelta, ...]:
+        """The Extend buttons worth offering now: within the TTL bounds and the lifetime, and (an
+        extend sets the expiry to now + ttl) only those that move the expiry later."""
         room = self.latest_expiry(created_at) - now
-        return tuple(choice for choice in self._allowed_choices(service) if choice <= room)
+        left = expires_at - now if expires_at is not None else timedelta()
+        return tuple(choice for choice in self._allowed_choices(service) if left < choice <= room)
+
+    def longer_ttl(
+        self, service: str | None, created_at: datetime, now: datetime, expires_at: datetime
+    ) -> timedelta | None:
+        """The shortest ttl an extend could ask for now that adds time (an offered choice if one fits,
+        else the longest allowed); None when nothing the policy allows would."""
+        choices = self.extend_choices(service, created_at, now, expires_at)
+        if choices:
+            return min(choices)
+        room = self.latest_expiry(created_at) - now
+        longest = timedelta(minutes=int(min(room, self.longest_ttl(self.rules_for(service))).total_seconds() // 60))
+        return longest if longest > expires_at - now and longest >= self.ttl.min else None
 
     def _allowed_choices(self, service: str | None) -> tuple[timedelta, ...]:
         longest = self.longest_ttl(self.rules_for(service))

@@ -293,7 +293,7 @@ def test_status_shows_every_workflow_with_links_and_why_one_failed(bot: HttpBot,
 
 
 def test_buttons_go_through_the_same_path_and_a_double_click_submits_once(bot: HttpBot, fake_argo: FakeArgo) -> None:
-    created = run(bot, "create checkout ttl=2h name=btn-demo", user=A)
+    created = run(bot, "create checkout ttl=1h name=btn-demo", user=A)  # +2h from now adds time
     labels = [e["text"]["text"] for b in created["blocks"] if b["type"] == "actions" for e in b["elements"]]
     assert labels == ["Extend +2h", "Extend +1d", "Destroy"]
     destroy = button(created, "Destroy")

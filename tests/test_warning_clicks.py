@@ -8,19 +8,20 @@ from typing import Any
 from tests.conftest import FakeArgo, HttpBot, argv_params, block_actions
 from tests.fakes.kube_api import FakeKubeApi
 from tests.fakes.slack_api import FakeSlack
-from tests.test_notices import HOUR, Plane, expiry_of
+from tests.test_notices import Plane, expiry_of
 from tests.test_socket_mode import envelope
 
 OWNER, STRANGER, CHANNEL = "U111AAA", "U0STRANGER", "C111AAA"
 
 
 def warning_for(env: str, fake_argo: FakeArgo, api: FakeKubeApi, slack: FakeSlack, folder: Path) -> dict[str, Any]:
-    """Run the real create script with what the bot submitted, move the scripts' clock to an hour before
-    the expiry, run the notifier sweep, and return the warning Slack received."""
+    """Run the real create script with what the bot submitted, move the scripts' clock to ten minutes before
+    the expiry, run the notifier sweep, and return the warning Slack received. (The bot's clock is real
+    time, so its environments are created for 1h: Extend +2h then adds time by either clock.)"""
     plane = Plane(api, slack, folder)
     (create,) = [s for s in fake_argo.submits() if "workflowtemplate/env-create-template" in s]
     assert plane.create(**argv_params(create)).returncode == 0
-    plane.advance(expiry_of(plane, env) - HOUR + 30 - plane.now())
+    plane.advance(expiry_of(plane, env) - 600 + 30 - plane.now())
     assert plane.sweep().returncode == 0
     (warning,) = [m for m in slack.posted(CHANNEL) if f"`{env}` expires" in m["text"]]
     return warning
@@ -33,7 +34,7 @@ def extends(fake_argo: FakeArgo) -> list[list[str]]:
 def test_a_warnings_extend_button_over_http(
     http_bot: HttpBot, fake_argo: FakeArgo, fake_slack: FakeSlack, api: FakeKubeApi, tmp_path: Path
 ) -> None:
-    _, path = http_bot.command("create checkout ttl=4h name=warned-http", user=OWNER, channel=CHANNEL)
+    _, path = http_bot.command("create checkout ttl=1h name=warned-http", user=OWNER, channel=CHANNEL)
     assert http_bot.reply(path)["response_type"] == "in_channel"
     warning = warning_for("warned-http", fake_argo, api, fake_slack, tmp_path / "plane")
 
@@ -54,7 +55,7 @@ def test_a_warnings_buttons_over_socket_mode(
     socket_bot: Any, fake_argo: FakeArgo, fake_slack: FakeSlack, api: FakeKubeApi, tmp_path: Path
 ) -> None:
     _, server = socket_bot
-    message = envelope("w-1", "create checkout ttl=4h name=warned-sock", fake_slack.response_url("w1"))
+    message = envelope("w-1", "create checkout ttl=1h name=warned-sock", fake_slack.response_url("w1"))
     message["payload"] |= {"user_id": OWNER, "channel_id": CHANNEL}
     server.send(message)
     assert fake_slack.wait_for("/response/w1")[0].body["response_type"] == "in_channel"

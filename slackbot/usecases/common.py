@@ -105,9 +105,11 @@ class Services:
         self.record(invocation, action, "allowed", env=env, workflow=submission.workflow_name, outcome="submitted",
                     ttl=ttl, expires_at=expires_at)  # fmt: skip
 
-    def buttons(self, env: str, service: str | None, created_at: datetime, now: datetime) -> tuple[Button, ...]:
-        """Extend (the choices that still fit) and Destroy, for a message about `env`."""
-        return replies.buttons_for(env, self.policy.extend_choices(service, created_at, now))
+    def buttons(
+        self, env: str, service: str | None, created_at: datetime, now: datetime, expires_at: datetime | None
+    ) -> tuple[Button, ...]:
+        """Extend (only the choices that add time within the lifetime) and Destroy, for a message about `env`."""
+        return replies.buttons_for(env, self.policy.extend_choices(service, created_at, now, expires_at))
 
     def elapsed(self, invocation: Invocation) -> float:
         """Seconds since the command arrived, by the injected clock (so tests can pin it)."""

@@ -55,7 +55,8 @@ def _create(
     )
     submission = services.orchestrator.create(spec)
     services.submitted(invocation, "create", env_name, submission, ttl=ttl, expires_at=spec.expires_at)
-    return replies.created(spec, ttl, submission, services.links, services.buttons(env_name, service, now, now))
+    buttons = services.buttons(env_name, service, now, now, spec.expires_at)
+    return replies.created(spec, ttl, submission, services.links, buttons)
 
 
 def _check_name_free(existing: Environment | None, now: datetime) -> None:

@@ -4,7 +4,7 @@ from datetime import datetime, timedelta
 
 from slackbot import replies
 from slackbot.commands import ExtendCommand
-from slackbot.durations import format_duration
+from slackbot.durations import format_duration, format_remaining
 from slackbot.errors import PolicyDenied, UsageError
 from slackbot.history import Environment
 from slackbot.replies import Reply, slack_date
@@ -46,6 +46,7 @@ def _extend(services: Services, invocation: Invocation, name: str, requested: ti
             f"from its creation); {longest}.",
             topic="extend",
         )
+    _check_adds_time(services, env, ttl, now)
     services.retention.ensure()
     request = ExtendRequest(
         env_name=name,
@@ -56,8 +57,26 @@ def _extend(services: Services, invocation: Invocation, name: str, requested: ti
     )
     submission = services.orchestrator.extend(request)
     services.submitted(invocation, "extend", name, submission, ttl=ttl, expires_at=request.expires_at)
-    buttons = services.buttons(name, env.service, env.created_at, now)
+    buttons = services.buttons(name, env.service, env.created_at, now, request.expires_at)
     return replies.extended(env, actor.user_id, request.expires_at, ttl, submission, services.links, buttons)
+
+
+def _check_adds_time(services: Services, env: Environment, ttl: timedelta, now: datetime) -> None:
+    """An extend sets the expiry to now + ttl: refuse one that would bring it closer (nothing changes)."""
+    current = env.expires_at
+    if current is None or now + ttl > current:
+        return
+    better = services.policy.longer_ttl(env.service, env.created_at, now, current)
+    if better is not None:
+        example = f"/env extend {env.name} ttl={format_duration(better)}"
+        works = f"Ask for more than {format_remaining(current - now)}, e.g. `{example}`."
+    else:
+        latest = services.policy.latest_expiry(env.created_at)
+        works = f"It can't be kept longer: it may live until {slack_date(latest)} at the latest."
+    raise PolicyDenied(
+        f"`{env.name}` already expires {slack_date(current)} (in {format_remaining(current - now)}); "
+        f"ttl={format_duration(ttl)} from now would end it sooner, so nothing was changed. {works}"
+    )
 
 
 def _check_extendable(env: Environment | None, name: str, now: datetime) -> None:
