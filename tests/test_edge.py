@@ -139,6 +139,7 @@ def test_follow_ups_go_only_to_slack_and_redirects_are_not_followed(
         elsewhere.stop()
 
 
+@pytest.mark.serial
 def test_one_users_burst_does_not_hold_up_another_user(
     http_bot_factory: Any, fake_argo: FakeArgo, fake_slack: FakeSlack
 ) -> None:

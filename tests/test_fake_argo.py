@@ -564,6 +564,7 @@ def test_hang_runs_until_killed(fake: FakeArgo) -> None:
     assert argo(fake, "version", "--short").returncode == 0
 
 
+@pytest.mark.serial
 def test_per_verb_delay(fake: FakeArgo) -> None:
     fake.configure(now=NOW, delays={"list": 1.0})
     started = time.monotonic()
@@ -586,6 +587,7 @@ def test_each_call_records_argv_pid_and_only_the_names_of_its_environment(fake: 
     assert "s3cret" not in (fake.state / "calls.jsonl").read_text()
 
 
+@pytest.mark.serial
 def test_seed_is_fast_and_list_with_a_selector_stays_correct(fake: FakeArgo) -> None:
     started = time.monotonic()
     fake.seed(

@@ -249,6 +249,7 @@ def test_readyz_fails_when_argo_is_missing_but_healthz_stays_up(http_bot_factory
     assert http_request(f"{bot.url}/healthz").status == 200
 
 
+@pytest.mark.serial
 def test_burst_of_slow_commands_every_ack_fast_every_follow_up_delivered(http_bot: HttpBot, fake_argo) -> None:
     http_bot.runtime.verify_records()  # as `envbot serve` does at start-up
     fake_argo.configure(delay=1.5)

@@ -56,6 +56,7 @@ def test_bad_input_over_socket_mode_is_answered_in_the_ack(socket_bot, fake_slac
     assert fake_argo.calls() == []
 
 
+@pytest.mark.serial
 def test_a_burst_over_socket_mode_is_acked_fast_and_fully_answered(socket_bot, fake_slack, fake_argo) -> None:
     runtime, server = socket_bot
     runtime.verify_records()  # as `envbot serve` does at start-up
