@@ -22,6 +22,7 @@ from slackbot.durations import format_duration
 from slackbot.errors import PolicyDenied, UsageError
 from slackbot.groups import GroupDirectory, NoGroups
 from slackbot.history import HistoryReader
+from slackbot.idempotency import request_key
 from slackbot.names import RandomSuffix, random_suffix
 from slackbot.orchestrator import EnvironmentOrchestrator
 from slackbot.policy import Policy
@@ -64,10 +65,23 @@ class EnvBot:
     def policy(self) -> Policy:
         return self.services.policy
 
-    def receive(self, text: str, actor: Actor, *, key: str | None = None, source: Source = "command") -> Intake:
+    def receive(
+        self,
+        text: str,
+        actor: Actor,
+        *,
+        key: str | None = None,
+        source: Source = "command",
+        request: str | None = None,
+    ) -> Intake:
         """Decide what to answer now and what to do next. `key` identifies the request (Slack's
-        trigger_id, or a button on a message): a second arrival of the same key runs nothing."""
-        invocation = Invocation(text=text, actor=actor, received_at=self.services.clock(), source=source)
+        trigger_id, or a button on a message): a second arrival of the same key runs nothing here.
+        `request` is Slack's id of the request (its trigger_id): the execution plane runs it at most
+        once whichever replica or restart receives it again (docs/adr/0011)."""
+        invocation = Invocation(
+            text=text, actor=actor, received_at=self.services.clock(), source=source,
+            request=request_key(request) if request else None,
+        )  # fmt: skip
         if key is not None and not self._seen.first(key):
             metrics.DUPLICATES.inc()
             self.services.record(invocation, None, "duplicate")

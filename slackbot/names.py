@@ -1,5 +1,6 @@
 """Naming rules. An environment is a Kubernetes namespace, so its name is a DNS-1123 label."""
 
+import hashlib
 import re
 import secrets
 from collections.abc import Callable, Iterable
@@ -43,6 +44,12 @@ RandomSuffix = Callable[[], str]
 
 def random_suffix() -> str:
     return "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(SUFFIX_LENGTH))
+
+
+def derived_suffix(seed: str) -> str:
+    """A suffix that is the same for the same seed (a replayed request picks the same name)."""
+    digest = hashlib.sha256(f"env-name:{seed}".encode()).digest()
+    return "".join(_SUFFIX_ALPHABET[b % len(_SUFFIX_ALPHABET)] for b in digest[:SUFFIX_LENGTH])
 
 
 def is_dns_label(value: str) -> bool:

@@ -11,6 +11,7 @@ CREATE_TEMPLATE = "env-create-template"
 DESTROY_TEMPLATE = "env-destroy-template"
 EXTEND_TEMPLATE = "env-extend-template"
 TEMPLATES = (CREATE_TEMPLATE, EXTEND_TEMPLATE, DESTROY_TEMPLATE)
+TEMPLATE_ACTIONS = {CREATE_TEMPLATE: "create", EXTEND_TEMPLATE: "extend", DESTROY_TEMPLATE: "destroy"}
 # The parameters envbot passes to each template: the contract `envbot check` verifies on the cluster.
 TEMPLATE_PARAMETERS = {
     CREATE_TEMPLATE: (
@@ -30,13 +31,6 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
-class Submission(_Frozen):
-    """A workflow the execution plane accepted (or, in a dry run, would have)."""
-
-    workflow_name: str
-    dry_run: bool = False
-
-
 class WorkflowRecord(_Frozen):
     """One past submission, as the execution plane remembers it (labels, parameters, phase)."""
 
@@ -54,10 +48,22 @@ class WorkflowRecord(_Frozen):
     expires_at: datetime | None = None
     incarnation: str | None = None  # extend/destroy: the create workflow they act on
     after: str | None = None  # the workflow this one followed (a create: the one it replaced)
+    request: str | None = None  # the key of the Slack request that submitted it (docs/adr/0011)
 
     @property
     def failed(self) -> bool:
         return self.phase in FAILED_PHASES
+
+
+class Submission(_Frozen):
+    """A workflow the execution plane accepted (or, in a dry run, would have).
+
+    `earlier` is set when the request had already been submitted (by this or another replica): the
+    API server refused a second workflow of that name, and this is the first one, as recorded."""
+
+    workflow_name: str
+    dry_run: bool = False
+    earlier: WorkflowRecord | None = None
 
 
 class FailedStep(_Frozen):

@@ -8,6 +8,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict
 from slackbot.clock import rfc3339
 from slackbot.commands import EnvName, ServiceName
 from slackbot.durations import format_duration
+from slackbot.idempotency import RequestKey
 from slackbot.names import ChannelId, UserId, WorkflowName
 
 
@@ -63,6 +64,7 @@ class EnvironmentSpec(_Frozen):
     # The create workflow of an earlier, ended environment of the same name: history says which came first.
     replaces: WorkflowName | None = None
     notices: Notices = Notices()
+    request: RequestKey | None = None  # the Slack request's key: names the workflow (docs/adr/0011)
 
     @property
     def expires_at_text(self) -> str:
@@ -85,6 +87,7 @@ class ExtendRequest(_Frozen):
     requested_by: UserId
     lineage: Lineage
     notices: Notices = Notices()
+    request: RequestKey | None = None
 
     @property
     def expires_at_text(self) -> str:
@@ -95,3 +98,4 @@ class DestroyRequest(_Frozen):
     env_name: EnvName
     requested_by: UserId | None = None
     lineage: Lineage = Lineage()
+    request: RequestKey | None = None

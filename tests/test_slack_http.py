@@ -11,6 +11,7 @@ import pytest
 from freezegun import freeze_time
 from slack_sdk.signature import SignatureVerifier
 
+from slackbot.idempotency import request_key
 from tests.conftest import ROOT, SIGNING_SECRET, HttpBot, alive, argv_labels, argv_params, http_request
 
 FROZEN = "2026-11-28T11:00:00Z"
@@ -25,7 +26,19 @@ def test_create_acks_at_once_then_posts_the_workflow_name_in_channel(http_bot: H
     assert "Checking `create checkout-demo`" in ack.json()["text"]
 
     (submit,) = fake_argo.submits()
-    assert submit[:6] == ["submit", "--from", "workflowtemplate/env-create-template", "-n", "argo", "-p"]
+    # The workflow is named after the Slack request (its trigger_id): the API server runs it once.
+    request = request_key(f"1337.42.{path.rsplit('/', 1)[1]}")
+    name = f"env-create-template-{request}"
+    assert submit[:8] == [
+        "submit",
+        "--from",
+        "workflowtemplate/env-create-template",
+        "-n",
+        "argo",
+        "--name",
+        name,
+        "-p",
+    ]
     assert argv_params(submit) == {
         "env_name": "checkout-demo",
         "service": "checkout",
@@ -46,11 +59,12 @@ def test_create_acks_at_once_then_posts_the_workflow_name_in_channel(http_bot: H
         "envbot.dev/requested-by": "U111AAA",
         "envbot.dev/channel": "C111AAA",
         "envbot.dev/expires": str(int(datetime(2026, 11, 28, 15, tzinfo=UTC).timestamp())),
+        "envbot.dev/request": request,
     }
     assert submit[-2:] == ["-o", "name"]
 
     (workflow,) = fake_argo.workflows()
-    name = workflow["metadata"]["name"]
+    assert workflow["metadata"]["name"] == name
     assert reply["response_type"] == "in_channel"
     assert f"`{name}`" in reply["text"]
     assert "`checkout-demo`" in reply["text"] and "`checkout`" in reply["text"]

@@ -15,6 +15,7 @@ LABEL_CHANNEL = "envbot.dev/channel"  # the environment's channel, on every work
 LABEL_INCARNATION = "envbot.dev/create-workflow"  # extend/destroy: the create they act on
 LABEL_AFTER = "envbot.dev/after"  # the workflow this one followed in the environment's history
 LABEL_EXPIRES = "envbot.dev/expires"  # create/extend: the expiry they set, in epoch seconds
+LABEL_REQUEST = "envbot.dev/request"  # the key of the Slack request that submitted it (docs/adr/0011)
 
 _LABEL_VALUE = re.compile(r"(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
 

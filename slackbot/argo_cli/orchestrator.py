@@ -22,6 +22,7 @@ from slackbot.argo_cli.labels import (
     LABEL_INCARNATION,
     LABEL_MANAGED_BY,
     LABEL_OWNER,
+    LABEL_REQUEST,
     LABEL_REQUESTED_BY,
     LABEL_SERVICE,
     MANAGED_BY,
@@ -35,10 +36,12 @@ from slackbot.argo_cli.output import (
 )
 from slackbot.argo_cli.process import Completed, Interrupted, OutputTooLarge, ProcessRunner, Runner
 from slackbot.errors import OrchestratorError
+from slackbot.idempotency import workflow_name
 from slackbot.orchestrator import (
     CREATE_TEMPLATE,
     DESTROY_TEMPLATE,
     EXTEND_TEMPLATE,
+    TEMPLATE_ACTIONS,
     TEMPLATE_PARAMETERS,
     Scope,
     Submission,
@@ -76,7 +79,7 @@ class ArgoCliOrchestrator:
             LABEL_AFTER: spec.replaces,
             LABEL_EXPIRES: _epoch(spec.expires_at),
         }
-        return self._submit(CREATE_TEMPLATE, spec.env_name, _create_params(spec), labels)
+        return self._submit(CREATE_TEMPLATE, spec.env_name, _create_params(spec), labels, request=spec.request)
 
     def extend(self, request: ExtendRequest) -> Submission:
         params = {"env_name": request.env_name, "expires_at": request.expires_at_text}
@@ -84,13 +87,13 @@ class ArgoCliOrchestrator:
         params |= _notices(request.notices)
         labels = _lineage("extend", request.requested_by, request.lineage)
         labels[LABEL_EXPIRES] = _epoch(request.expires_at)
-        return self._submit(EXTEND_TEMPLATE, request.env_name, params, labels)
+        return self._submit(EXTEND_TEMPLATE, request.env_name, params, labels, request=request.request)
 
     def destroy(self, request: DestroyRequest) -> Submission:
         params = {"env_name": request.env_name}
         params |= _present(requested_by=request.requested_by, slack_channel=request.lineage.channel)
         labels = _lineage("destroy", request.requested_by, request.lineage)
-        return self._submit(DESTROY_TEMPLATE, request.env_name, params, labels)
+        return self._submit(DESTROY_TEMPLATE, request.env_name, params, labels, request=request.request)
 
     def probe_submit(self, spec: EnvironmentSpec) -> str:
         """`argo submit --server-dry-run` of a create: proves the bot may submit, and creates nothing."""
@@ -98,16 +101,29 @@ class ArgoCliOrchestrator:
         return self._submit(CREATE_TEMPLATE, spec.env_name, _create_params(spec), labels, dry_run=True).workflow_name
 
     def _submit(
-        self, template: str, env: str, params: dict[str, str], labels: dict[str, str | None], dry_run: bool = False
+        self,
+        template: str,
+        env: str,
+        params: dict[str, str],
+        labels: dict[str, str | None],
+        dry_run: bool = False,
+        request: str | None = None,
     ) -> Submission:
         unknown = set(params) - set(TEMPLATE_PARAMETERS[template])
         assert not unknown, f"{template} does not declare {unknown}: update TEMPLATE_PARAMETERS and the template"
-        all_labels = {LABEL_MANAGED_BY: MANAGED_BY, LABEL_ENV: env} | labels
+        all_labels = {LABEL_MANAGED_BY: MANAGED_BY, LABEL_ENV: env} | labels | {LABEL_REQUEST: request}
         argv = [self.argo_bin, "submit", "--from", f"workflowtemplate/{template}", "-n", self.namespace]
+        # The request's own name: the API server refuses a second workflow for it (docs/adr/0011).
+        argv += ["--name", workflow_name(template, request)] if request else []
         for key, value in params.items():
             argv += ["-p", f"{key}={value}"]
         argv += ["-l", selector(all_labels)] + (["--server-dry-run"] if dry_run else []) + ["-o", "name"]
-        name = self._run(argv, "submit", template).stdout.strip()
+        result = self._run(argv, "submit", template, check=False)
+        if result.returncode != 0:
+            if request and _grpc_code(result.stderr) == "AlreadyExists":
+                return self._earlier(template, request)
+            raise OrchestratorError(self._explain(result, template))
+        name = result.stdout.strip()
         if not _WORKFLOW_NAME.fullmatch(name):
             shown = "nothing" if not name else "output that is not a workflow name"
             raise OrchestratorError(
@@ -115,6 +131,19 @@ class ArgoCliOrchestrator:
                 f"was submitted. Check with `argo list -n {self.namespace} -l {LABEL_ENV}={env}` before retrying."
             )
         return Submission(workflow_name=name, dry_run=self.dry_run)
+
+    def _earlier(self, template: str, request: str) -> Submission:
+        """The request's workflow already exists: answer with it if it really is this request's."""
+        name = workflow_name(template, request)
+        record = self.workflow(name).record
+        action = TEMPLATE_ACTIONS[template]
+        if record is None or record.request != request or record.action != action:
+            raise OrchestratorError(
+                f"Argo already has a workflow named {name} that envbot did not submit for this request, so "
+                f"nothing was submitted. Ask an operator to check `argo get -n {self.namespace} {name}`."
+            )
+        log.info("request %s was already submitted as %s: answering as the first time", request, name)
+        return Submission(workflow_name=name, dry_run=self.dry_run, earlier=record)
 
     # --- reads ----------------------------------------------------------------------------------
 
@@ -154,7 +183,12 @@ class ArgoCliOrchestrator:
     # --- the one place argv reaches the runner ----------------------------------------------------
 
     def _run(
-        self, argv: list[str], verb: str, template: str | None, on_stdout: Callable[[str], None] | None = None
+        self,
+        argv: list[str],
+        verb: str,
+        template: str | None,
+        on_stdout: Callable[[str], None] | None = None,
+        check: bool = True,
     ) -> Completed:
         if log.isEnabledFor(logging.DEBUG):  # once per call: the argv costs more to format than to run
             log.debug("running %s", shlex.join(argv))
@@ -165,7 +199,7 @@ class ArgoCliOrchestrator:
             metrics.argo_call(verb, time.monotonic() - started, ok=False)
             raise self._start_failure(error) from None
         metrics.argo_call(verb, time.monotonic() - started, ok=result.returncode == 0)
-        if result.returncode != 0:
+        if result.returncode != 0 and check:
             raise OrchestratorError(self._explain(result, template))
         return result
 
@@ -228,6 +262,11 @@ class ArgoCliOrchestrator:
         if not isinstance(value, dict):
             raise OrchestratorError(f"{what} printed something that is not a JSON object, so I relied on nothing.")
         return value
+
+
+def _grpc_code(stderr: str) -> str:
+    match = _GRPC_CODE.search(_ANSI.sub("", stderr))
+    return match.group(1) if match else ""
 
 
 def _present(**values: str | None) -> dict[str, str]:

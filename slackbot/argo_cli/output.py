@@ -16,6 +16,7 @@ from slackbot.argo_cli.labels import (
     LABEL_EXPIRES,
     LABEL_INCARNATION,
     LABEL_OWNER,
+    LABEL_REQUEST,
     LABEL_REQUESTED_BY,
     LABEL_SERVICE,
 )
@@ -111,6 +112,7 @@ def workflow_record(item: dict[str, Any]) -> WorkflowRecord | None:
         expires_at=instant(params.get("expires_at")) or _epoch(labels.get(LABEL_EXPIRES)),
         incarnation=labels.get(LABEL_INCARNATION),
         after=labels.get(LABEL_AFTER),
+        request=labels.get(LABEL_REQUEST),
     )
 
 

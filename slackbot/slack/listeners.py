@@ -56,7 +56,8 @@ class Listeners:
             self._ack(ack, UNKNOWN_CALLER, started)
             return
         trigger = command.get("trigger_id")
-        intake = self.bot.receive(command.get("text") or "", actor, key=f"trigger:{trigger}" if trigger else None)
+        text = command.get("text") or ""
+        intake = self.bot.receive(text, actor, key=f"trigger:{trigger}" if trigger else None, request=_text(trigger))
         self._ack(ack, intake.ack, started)
         if intake.work is not None:
             self._schedule(intake.keys, intake.work, lambda reply: self.responder.deliver(url, reply))
@@ -75,7 +76,7 @@ class Listeners:
             return
         # One click of one button on one message by one person runs once, however often it arrives.
         key = f"click:{actor.user_id}:{channel}:{container.get('message_ts')}:{action.get('action_id')}"
-        intake = self.bot.receive(text, actor, key=key, source="button")
+        intake = self.bot.receive(text, actor, key=key, source="button", request=_text(body.get("trigger_id")))
         if intake.work is None:
             self.responder.deliver(url, intake.ack)
             return
@@ -105,3 +106,8 @@ def _actor(user_id: object, channel_id: object) -> Actor | None:
         return Actor(user_id=str(user_id or ""), channel_id=str(channel_id) if channel_id else None)
     except ValidationError:
         return None
+
+
+def _text(value: object) -> str | None:
+    """A Slack id as text, or None when Slack sent none (the console, old payloads)."""
+    return str(value) if value else None

@@ -16,8 +16,9 @@ from slackbot.durations import format_duration
 from slackbot.errors import EnvbotError, PolicyDenied
 from slackbot.groups import GroupDirectory, GroupLookupError
 from slackbot.history import HistoryReader
+from slackbot.idempotency import RequestKey, workflow_name
 from slackbot.names import RandomSuffix
-from slackbot.orchestrator import EnvironmentOrchestrator, Submission
+from slackbot.orchestrator import EnvironmentOrchestrator, Submission, WorkflowRecord
 from slackbot.policy import Policy, english_list
 from slackbot.replies import Button, Links, Reply
 from slackbot.retention import RecordRetention
@@ -36,6 +37,11 @@ class Invocation:
     actor: Actor
     received_at: datetime
     source: Source = "command"
+    request: RequestKey | None = None  # the Slack request's idempotency key (docs/adr/0011)
+
+    def workflow_name(self, template: str) -> str | None:
+        """The name this request's workflow has (or will have) when the request has a key."""
+        return workflow_name(template, self.request) if self.request else None
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,11 @@ class Services:
     ) -> None:
         self.record(invocation, action, "allowed", env=env, workflow=submission.workflow_name, outcome="submitted",
                     ttl=ttl, expires_at=expires_at)  # fmt: skip
+
+    def answered_earlier(self, invocation: Invocation, action: str, earlier: WorkflowRecord) -> None:
+        """A duplicate of a request already submitted: recorded, and answered as the first was."""
+        metrics.DUPLICATES.inc()
+        self.record(invocation, action, "duplicate", env=earlier.env_name, workflow=earlier.name)
 
     def buttons(
         self, env: str, service: str | None, created_at: datetime, now: datetime, expires_at: datetime | None

@@ -2,13 +2,14 @@
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from functools import partial
 
 from slackbot import replies
 from slackbot.commands import CreateCommand
 from slackbot.errors import PolicyDenied
 from slackbot.history import Environment
-from slackbot.names import derive_env_name
-from slackbot.orchestrator import Scope
+from slackbot.names import derive_env_name, derived_suffix
+from slackbot.orchestrator import CREATE_TEMPLATE, Scope, Submission, WorkflowRecord
 from slackbot.replies import Reply
 from slackbot.spec import EnvironmentSpec
 from slackbot.usecases.common import Intake, Invocation, Services
@@ -18,7 +19,9 @@ def plan(services: Services, invocation: Invocation, command: CreateCommand) -> 
     policy = services.policy
     rules = policy.service(command.service, invocation.actor.channel_id)
     ttl = policy.resolve_ttl(rules, command.ttl)
-    env_name = command.name or derive_env_name(command.service, services.suffix)
+    # A replayed request derives the same name, so it finds (and answers with) its own environment.
+    suffix = partial(derived_suffix, invocation.request) if invocation.request else services.suffix
+    env_name = command.name or derive_env_name(command.service, suffix)
     policy.check_env_name(env_name, services.orchestrator.namespace)
     keys = [f"user:{invocation.actor.user_id}", f"env:{env_name}"]
     if policy.quotas.per_channel is not None:
@@ -38,6 +41,8 @@ def _create(
     mine = services.history.environments(Scope(owner=actor.user_id))
     # A chosen name may be anyone's; a generated one is fresh unless it is one of the requester's own.
     existing = services.history.environment(env_name) if named else mine.get(env_name)
+    if existing is not None and existing.create.name == invocation.workflow_name(CREATE_TEMPLATE):
+        return _answer_earlier(services, invocation, existing.create, service, ttl)
     _check_name_free(existing, now)
     _check_quota("You have {n} live environments", services.policy.quotas.per_user, mine.values(), now)
     per_channel = services.policy.quotas.per_channel
@@ -52,11 +57,31 @@ def _create(
         slack_channel=actor.channel_id,
         replaces=existing.create.name if existing else None,
         notices=services.policy.notices_for(service, now),
+        request=invocation.request,
     )
     submission = services.orchestrator.create(spec)
+    if submission.earlier is not None:  # another replica, or this one before a restart, submitted it
+        return _answer_earlier(services, invocation, submission.earlier, service, ttl)
     services.submitted(invocation, "create", env_name, submission, ttl=ttl, expires_at=spec.expires_at)
     buttons = services.buttons(env_name, service, now, now, spec.expires_at)
     return replies.created(spec, ttl, submission, services.links, buttons)
+
+
+def _answer_earlier(
+    services: Services, invocation: Invocation, earlier: WorkflowRecord, service: str, ttl: timedelta
+) -> Reply:
+    """The same answer the first delivery of this request got, rebuilt from its workflow."""
+    services.answered_earlier(invocation, "create", earlier)
+    spec = EnvironmentSpec(
+        env_name=earlier.env_name,
+        service=earlier.service or service,
+        expires_at=earlier.expires_at or earlier.created_at + ttl,
+        requested_by=earlier.requested_by,
+        slack_channel=earlier.channel,
+    )
+    now = invocation.received_at
+    buttons = services.buttons(spec.env_name, earlier.service, earlier.created_at, now, spec.expires_at)
+    return replies.created(spec, ttl, Submission(workflow_name=earlier.name), services.links, buttons)
 
 
 def _check_name_free(existing: Environment | None, now: datetime) -> None:

@@ -3,6 +3,8 @@
 from slackbot import replies
 from slackbot.commands import DestroyCommand
 from slackbot.errors import PolicyDenied
+from slackbot.history import Environment
+from slackbot.orchestrator import DESTROY_TEMPLATE, Submission, WorkflowRecord
 from slackbot.replies import Reply
 from slackbot.spec import DestroyRequest, Lineage
 from slackbot.usecases.common import Intake, Invocation, Services
@@ -21,6 +23,10 @@ def plan(services: Services, invocation: Invocation, command: DestroyCommand) ->
 def _destroy(services: Services, invocation: Invocation, name: str) -> Reply:
     actor = invocation.actor
     env = services.history.environment(name)
+    ours = invocation.workflow_name(DESTROY_TEMPLATE)
+    earlier = next((d for d in env.destroys if d.name == ours), None) if env else None
+    if earlier is not None:
+        return _answer_earlier(services, invocation, env, earlier)
     services.authorize(actor, name, env.owner if env else None)
     lineage = Lineage()
     if env is not None:
@@ -30,7 +36,18 @@ def _destroy(services: Services, invocation: Invocation, name: str) -> Reply:
             verb = "is already being destroyed" if state == "destroying" else "was already destroyed"
             raise PolicyDenied(f"`{name}` {verb}{who} ({services.links.workflow(env.destroy.name)}).")
         lineage = env.lineage()
-    request = DestroyRequest(env_name=name, requested_by=actor.user_id, lineage=lineage)
+    request = DestroyRequest(env_name=name, requested_by=actor.user_id, lineage=lineage, request=invocation.request)
     submission = services.orchestrator.destroy(request)
+    if submission.earlier is not None:  # another replica, or this one before a restart, submitted it
+        return _answer_earlier(services, invocation, env, submission.earlier)
     services.submitted(invocation, "destroy", name, submission)
     return replies.destroy_submitted(name, actor.user_id, env, submission, services.links)
+
+
+def _answer_earlier(
+    services: Services, invocation: Invocation, env: Environment | None, earlier: WorkflowRecord
+) -> Reply:
+    """The same answer the first delivery of this request got."""
+    services.answered_earlier(invocation, "destroy", earlier)
+    submission = Submission(workflow_name=earlier.name)
+    return replies.destroy_submitted(earlier.env_name, invocation.actor.user_id, env, submission, services.links)

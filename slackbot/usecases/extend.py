@@ -7,6 +7,7 @@ from slackbot.commands import ExtendCommand
 from slackbot.durations import format_duration, format_remaining
 from slackbot.errors import PolicyDenied, UsageError
 from slackbot.history import Environment
+from slackbot.orchestrator import EXTEND_TEMPLATE, Submission, WorkflowRecord
 from slackbot.replies import Reply, slack_date
 from slackbot.spec import ExtendRequest
 from slackbot.usecases.common import Intake, Invocation, Services
@@ -28,6 +29,10 @@ def plan(services: Services, invocation: Invocation, command: ExtendCommand) -> 
 def _extend(services: Services, invocation: Invocation, name: str, requested: timedelta | None) -> Reply:
     actor, now, policy = invocation.actor, invocation.received_at, services.policy
     env = services.history.environment(name)
+    ours = invocation.workflow_name(EXTEND_TEMPLATE)
+    earlier = next((e for e in env.extends if e.name == ours), None) if env else None
+    if env is not None and earlier is not None:
+        return _answer_earlier(services, invocation, env, earlier, requested)
     _check_extendable(env, name, now)
     assert env is not None
     services.authorize(actor, name, env.owner)
@@ -54,8 +59,11 @@ def _extend(services: Services, invocation: Invocation, name: str, requested: ti
         requested_by=actor.user_id,
         lineage=env.lineage(),
         notices=policy.notices_for(env.service, env.created_at),
+        request=invocation.request,
     )
     submission = services.orchestrator.extend(request)
+    if submission.earlier is not None:  # another replica, or this one before a restart, submitted it
+        return _answer_earlier(services, invocation, env, submission.earlier, requested)
     services.submitted(invocation, "extend", name, submission, ttl=ttl, expires_at=request.expires_at)
     buttons = services.buttons(name, env.service, env.created_at, now, request.expires_at)
     return replies.extended(env, actor.user_id, request.expires_at, ttl, submission, services.links, buttons)
@@ -77,6 +85,19 @@ def _check_adds_time(services: Services, env: Environment, ttl: timedelta, now: 
         f"`{env.name}` already expires {slack_date(current)} (in {format_remaining(current - now)}); "
         f"ttl={format_duration(ttl)} from now would end it sooner, so nothing was changed. {works}"
     )
+
+
+def _answer_earlier(
+    services: Services, invocation: Invocation, env: Environment, earlier: WorkflowRecord, requested: timedelta | None
+) -> Reply:
+    """The same answer the first delivery of this request got, rebuilt from its workflow."""
+    services.answered_earlier(invocation, "extend", earlier)
+    policy, now = services.policy, invocation.received_at
+    ttl = policy.resolve_ttl(policy.rules_for(env.service), requested, topic="extend")
+    expires_at = earlier.expires_at or now + ttl
+    buttons = services.buttons(env.name, env.service, env.created_at, now, expires_at)
+    submission = Submission(workflow_name=earlier.name)
+    return replies.extended(env, invocation.actor.user_id, expires_at, ttl, submission, services.links, buttons)
 
 
 def _check_extendable(env: Environment | None, name: str, now: datetime) -> None:
