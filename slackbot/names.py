@@ -28,6 +28,7 @@ RESERVED_NAMES = frozenset(
         "argo-events",
         "argocd",
         "envbot",
+        "envbot-workflows",
         "cert-manager",
         "ingress-nginx",
         "istio-system",

@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     slack_response_url_prefix: HttpUrl = HttpUrl("https://hooks.slack.com/")
     slack_timeout: Seconds = Field(default=5.0, gt=0, le=60)
     argo_bin: str = Field(default="argo", min_length=1)
-    argo_namespace: Annotated[str, AfterValidator(lambda v: check_label("ARGO_NAMESPACE", v))] = "argo"
+    argo_namespace: Annotated[str, AfterValidator(lambda v: check_label("ARGO_NAMESPACE", v))] = "envbot-workflows"
     argo_timeout: Seconds = Field(default=30.0, gt=0, le=600)
     argo_concurrency: int = Field(default=8, ge=1, le=64)
     # MiB read from one `argo list` at most; lists are parsed as they stream, so this bounds time, not memory.

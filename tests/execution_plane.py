@@ -22,7 +22,7 @@ import yaml
 
 from tests.conftest import ROOT
 
-ARGO_NAMESPACE = "argo"
+ARGO_NAMESPACE = "envbot-workflows"  # the settings default: envbot's own namespace (ADR 0006)
 CREATE = "env-create-template"
 DESTROY = "env-destroy-template"
 EXTEND = "env-extend-template"

@@ -26,7 +26,7 @@ import yaml
 from celpy import celtypes
 
 from tests.conftest import ROOT
-from tests.execution_plane import documents, template
+from tests.execution_plane import ARGO_NAMESPACE, documents, template
 
 POLICY_FILES = sorted((ROOT / "argo" / "admission").glob("*.yaml"))
 NAMESPACES_POLICY = ROOT / "argo/admission/namespace-ownership.yaml"
@@ -34,7 +34,7 @@ WORKFLOWS_POLICY = ROOT / "argo/admission/workflow-references.yaml"
 CEL = celpy.Environment()
 
 
-def executor(action: str, argo_namespace: str = "argo") -> str:
+def executor(action: str, argo_namespace: str = ARGO_NAMESPACE) -> str:
     return f"system:serviceaccount:{argo_namespace}:envbot-{action}"
 
 
@@ -153,7 +153,7 @@ class Policy:
         return result
 
 
-def load_policy(path: Path, instance: str = "envbot", argo_namespace: str = "argo") -> Policy:
+def load_policy(path: Path, instance: str = "envbot", argo_namespace: str = ARGO_NAMESPACE) -> Policy:
     """The shipped policy, or the same one as a second install would change it (docs/install.md)."""
     (doc,) = [copy.deepcopy(d) for d in documents(path) if d["kind"] == "ValidatingAdmissionPolicy"]
     for variable in doc["spec"]["variables"]:
@@ -164,12 +164,13 @@ def load_policy(path: Path, instance: str = "envbot", argo_namespace: str = "arg
     return Policy(doc)
 
 
+BLUE_NAMESPACE = "envbot-blue-workflows"  # a second install (docs/examples/second-install)
 TOKEN_POLICY_FILE = ROOT / "argo/admission/slack-token.yaml"
 NAMESPACE_POLICY = load_policy(NAMESPACES_POLICY)
-BLUE_NAMESPACE_POLICY = load_policy(NAMESPACES_POLICY, "blue", "argo-blue")
+BLUE_NAMESPACE_POLICY = load_policy(NAMESPACES_POLICY, "blue", BLUE_NAMESPACE)
 WORKFLOW_POLICY = load_policy(WORKFLOWS_POLICY)
 TOKEN_POLICY = load_policy(TOKEN_POLICY_FILE)
-NOTIFIER = "system:serviceaccount:argo:envbot-notify"
+NOTIFIER = f"system:serviceaccount:{ARGO_NAMESPACE}:envbot-notify"
 
 
 # --- schema ------------------------------------------------------------------------------------------
@@ -328,7 +329,7 @@ NAMESPACE_CASES: list[tuple[str, Request, bool]] = [
         "update: another install's executor re-dates our env",
         Request(
             "UPDATE",
-            executor("extend", "argo-blue"),
+            executor("extend", BLUE_NAMESPACE),
             "Namespace",
             edit(ENV, **{"envbot.dev/expires-at": "2999-01-01T00:00:00Z"}),
             ENV,
@@ -351,7 +352,7 @@ NAMESPACE_CASES: list[tuple[str, Request, bool]] = [
     ("delete: a person, an env", Request("DELETE", HUMAN, "Namespace", None, ENV), True),
     (
         "delete: another install's reaper, our env",
-        Request("DELETE", executor("reaper", "argo-blue"), "Namespace", None, ENV),
+        Request("DELETE", executor("reaper", BLUE_NAMESPACE), "Namespace", None, ENV),
         False,
     ),
 ]
@@ -390,7 +391,7 @@ NOTIFIER_NAMESPACE_CASES: list[tuple[str, Request, bool]] = [
         "another install's notifier: a warning record on ours",
         Request(
             "UPDATE",
-            "system:serviceaccount:argo-blue:envbot-notify",
+            f"system:serviceaccount:{BLUE_NAMESPACE}:envbot-notify",
             "Namespace",
             edit(NOTICED, **{"envbot.dev/warning": WARNED}),
             NOTICED,
@@ -565,7 +566,7 @@ def test_what_the_create_template_writes_is_allowed_for_its_account() -> None:
 
 # --- workflows ---------------------------------------------------------------------------------------
 
-ARGO = ns("argo")
+ARGO = ns(ARGO_NAMESPACE)
 TEAM_CI = ns("team-ci")
 
 
@@ -584,9 +585,13 @@ def inline(**template_fields: Any) -> dict[str, Any]:
 
 
 def wf_request(
-    user: str, obj: dict[str, Any], operation: str = "CREATE", old: dict[str, Any] | None = None, where: str = "argo"
+    user: str,
+    obj: dict[str, Any],
+    operation: str = "CREATE",
+    old: dict[str, Any] | None = None,
+    where: str = ARGO_NAMESPACE,
 ) -> Request:
-    namespace = {"argo": ARGO, "team-ci": TEAM_CI}[where]
+    namespace = {ARGO_NAMESPACE: ARGO, "team-ci": TEAM_CI}[where]
     cluster = obj["kind"] == "ClusterWorkflowTemplate"
     return Request(
         operation,
@@ -914,14 +919,14 @@ def pod(account: str | None, *, volumes: list[dict[str, Any]] | None = None, **c
 
 SECRET_VOLUME = [{"name": "t", "secret": {"secretName": "envbot-slack-notifier"}}]
 TOKEN_CASES: list[tuple[str, dict[str, Any], str, bool]] = [
-    ("the notifier mounts it", pod("envbot-notify", volumes=SECRET_VOLUME), "argo", True),
-    ("another account mounts it", pod("default", volumes=SECRET_VOLUME), "argo", False),
-    ("no account named (the default one)", pod(None, volumes=SECRET_VOLUME), "argo", False),
-    ("an executor mounts it", pod("envbot-reaper", volumes=SECRET_VOLUME), "argo", False),
+    ("the notifier mounts it", pod("envbot-notify", volumes=SECRET_VOLUME), ARGO_NAMESPACE, True),
+    ("another account mounts it", pod("default", volumes=SECRET_VOLUME), ARGO_NAMESPACE, False),
+    ("no account named (the default one)", pod(None, volumes=SECRET_VOLUME), ARGO_NAMESPACE, False),
+    ("an executor mounts it", pod("envbot-reaper", volumes=SECRET_VOLUME), ARGO_NAMESPACE, False),
     (
         "a projected volume",
         pod("ci", volumes=[{"name": "t", "projected": {"sources": [{"secret": {"name": "envbot-slack-notifier"}}]}}]),
-        "argo",
+        ARGO_NAMESPACE,
         False,
     ),
     (
@@ -930,10 +935,10 @@ TOKEN_CASES: list[tuple[str, dict[str, Any], str, bool]] = [
             "ci",
             env=[{"name": "T", "valueFrom": {"secretKeyRef": {"name": "envbot-slack-notifier", "key": "bot-token"}}}],
         ),
-        "argo",
+        ARGO_NAMESPACE,
         False,
     ),
-    ("envFrom", pod("ci", envFrom=[{"secretRef": {"name": "envbot-slack-notifier"}}]), "argo", False),
+    ("envFrom", pod("ci", envFrom=[{"secretRef": {"name": "envbot-slack-notifier"}}]), ARGO_NAMESPACE, False),
     (
         "an init container",
         pod("ci")
@@ -941,11 +946,11 @@ TOKEN_CASES: list[tuple[str, dict[str, Any], str, bool]] = [
             "spec": pod("ci")["spec"]
             | {"initContainers": [{"name": "i", "envFrom": [{"secretRef": {"name": "envbot-slack-notifier"}}]}]}
         },
-        "argo",
+        ARGO_NAMESPACE,
         False,
     ),
-    ("another secret", pod("ci", volumes=[{"name": "t", "secret": {"secretName": "ci-token"}}]), "argo", True),
-    ("a plain pod", pod("ci", env=[{"name": "A", "value": "b"}]), "argo", True),
+    ("another secret", pod("ci", volumes=[{"name": "t", "secret": {"secretName": "ci-token"}}]), ARGO_NAMESPACE, True),
+    ("a plain pod", pod("ci", env=[{"name": "A", "value": "b"}]), ARGO_NAMESPACE, True),
     ("the same name in another namespace", pod("ci", volumes=SECRET_VOLUME), "team-ci", True),
 ]
 
@@ -964,7 +969,7 @@ def test_the_notifier_pods_argo_would_create_are_admitted() -> None:
         (t,) = [t for t in template(name)["spec"]["templates"] if t["name"] == step]
         account = t.get("serviceAccountName") or template(name)["spec"]["serviceAccountName"]
         obj = pod(account, volumes=t["volumes"], env=t["script"]["env"])
-        request = Request("CREATE", CONTROLLER, "Pod", obj, namespace="argo", namespace_object=ARGO)
+        request = Request("CREATE", CONTROLLER, "Pod", obj, namespace=ARGO_NAMESPACE, namespace_object=ARGO)
         assert verdict(request, TOKEN_POLICY) == (True, [])
 
 
@@ -981,19 +986,22 @@ def test_the_second_install_overlay_scopes_names_accounts_and_policies_to_its_in
         timeout=60,
     )
     docs = [d for d in yaml.safe_load_all(built.stdout) if d]
+    (namespace,) = [d for d in docs if d["kind"] == "Namespace"]
+    assert namespace["metadata"]["name"] == BLUE_NAMESPACE
+    docs.remove(namespace)
     cluster = [d for d in docs if d["kind"].startswith(("Cluster", "ValidatingAdmission"))]
     assert len(cluster) == 16 and all(d["metadata"]["name"].startswith("blue-") for d in cluster)
     assert all("namespace" not in d["metadata"] for d in cluster)
-    assert {d["metadata"].get("namespace") for d in docs if d not in cluster} == {"argo-blue"}
+    assert {d["metadata"].get("namespace") for d in docs if d not in cluster} == {BLUE_NAMESPACE}
     for binding in (d for d in docs if d["kind"] == "ClusterRoleBinding"):
         assert binding["roleRef"]["name"] == binding["metadata"]["name"]
-        assert binding["subjects"][0]["namespace"] == "argo-blue"
+        assert binding["subjects"][0]["namespace"] == BLUE_NAMESPACE
     bindings = {d["spec"]["policyName"] for d in docs if d["kind"] == "ValidatingAdmissionPolicyBinding"}
     policies = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ValidatingAdmissionPolicy"}
     assert bindings == set(policies)
 
     blue_ns = Policy(policies["blue-envbot-namespace-ownership"])
-    blue_reaper = executor("reaper", "argo-blue")
+    blue_reaper = executor("reaper", BLUE_NAMESPACE)
     assert verdict(Request("DELETE", blue_reaper, "Namespace", None, BLUE_ENV), blue_ns, NAMESPACE_POLICY)[0]
     assert not verdict(Request("DELETE", blue_reaper, "Namespace", None, ENV), blue_ns, NAMESPACE_POLICY)[0]
     assert not verdict(Request("DELETE", executor("reaper"), "Namespace", None, BLUE_ENV), blue_ns, NAMESPACE_POLICY)[0]
@@ -1002,23 +1010,25 @@ def test_the_second_install_overlay_scopes_names_accounts_and_policies_to_its_in
     blue_bot = "system:serviceaccount:envbot-blue:envbot"
     submission = workflow(ref("env-create-template"))
     in_blue = Request(
-        "CREATE", blue_bot, "Workflow", submission, namespace="argo-blue", namespace_object=ns("argo-blue")
+        "CREATE", blue_bot, "Workflow", submission, namespace=BLUE_NAMESPACE, namespace_object=ns(BLUE_NAMESPACE)
     )
     assert verdict(in_blue, blue_wf, WORKFLOW_POLICY) == (True, [])
     sneaky = workflow(ref("env-create-template", podSpecPatch="{}"))
     assert not verdict(
-        Request("CREATE", blue_bot, "Workflow", sneaky, namespace="argo-blue", namespace_object=ns("argo-blue")),
+        Request("CREATE", blue_bot, "Workflow", sneaky, namespace=BLUE_NAMESPACE, namespace_object=ns(BLUE_NAMESPACE)),
         blue_wf,
         WORKFLOW_POLICY,
     )[0]
 
     # Its notifier records warnings on its own environments only, and only it may hold its token.
-    blue_notifier = "system:serviceaccount:argo-blue:envbot-notify"
+    blue_notifier = f"system:serviceaccount:{BLUE_NAMESPACE}:envbot-notify"
     record = {"envbot.dev/warning": '{"state": "sent"}'}
     mine = Request("UPDATE", blue_notifier, "Namespace", edit(BLUE_ENV, **record), BLUE_ENV)
     theirs = Request("UPDATE", blue_notifier, "Namespace", edit(ENV, **record), ENV)
     assert verdict(mine, blue_ns, NAMESPACE_POLICY)[0] and not verdict(theirs, blue_ns, NAMESPACE_POLICY)[0]
     blue_token = Policy(policies["blue-envbot-slack-token"])
     stolen = pod("ci", volumes=SECRET_VOLUME)
-    in_blue = Request("CREATE", CONTROLLER, "Pod", stolen, namespace="argo-blue", namespace_object=ns("argo-blue"))
+    in_blue = Request(
+        "CREATE", CONTROLLER, "Pod", stolen, namespace=BLUE_NAMESPACE, namespace_object=ns(BLUE_NAMESPACE)
+    )
     assert not verdict(in_blue, blue_token)[0]

@@ -11,6 +11,7 @@ import pytest
 from slack_sdk.signature import SignatureVerifier
 
 from tests.conftest import SIGNING_SECRET, HttpBot
+from tests.execution_plane import ARGO_NAMESPACE
 
 OWNER, STRANGER, ADMIN, ONCALL = "U0OWNER1", "U0STRANGER", "U0ADMIN1", "U0ONCALL1"
 POLICY = f"""
@@ -55,7 +56,7 @@ def test_owner_destroys_their_environment(bot: HttpBot, fake_argo: Any) -> None:
     assert lookup == [
         "list",
         "-n",
-        "argo",
+        ARGO_NAMESPACE,
         "-l",
         "app.kubernetes.io/managed-by=envbot,envbot.dev/env=co-owned",
         "-o",

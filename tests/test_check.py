@@ -9,6 +9,7 @@ import yaml
 
 from slackbot.slack.checks import REQUIRED_SCOPES
 from tests.conftest import APP_TOKEN, BOT_TOKEN, ROOT, SIGNING_SECRET, FakeArgo
+from tests.execution_plane import ARGO_NAMESPACE
 from tests.fakes.slack_api import FakeSlack
 from tests.test_cli import envbot
 
@@ -42,8 +43,10 @@ def test_everything_proven_ok_in_http_mode(tmp_path: Path, fake_argo: FakeArgo, 
     assert lines["argo cli"] == "ok (v3.7.18, floor v3.6.0)"
     assert lines["argo server"].startswith("ok (kube mode")
     for template in ("env-create-template", "env-extend-template", "env-destroy-template"):
-        assert lines[f"template {template}"] == "ok (installed in namespace argo with every parameter envbot passes)"
-    assert lines["argo submit"].startswith("ok (a server-side dry run of env-create-template in argo was accepted")
+        expected = f"ok (installed in namespace {ARGO_NAMESPACE} with every parameter envbot passes)"
+        assert lines[f"template {template}"] == expected
+    dry_run = f"ok (a server-side dry run of env-create-template in {ARGO_NAMESPACE} was accepted"
+    assert lines["argo submit"].startswith(dry_run)
     assert lines["records"] == "ok (workflows kept 21d, longer than ttl.lifetime 14d plus 1h for the reaper)"
     assert fake_argo.workflows() == []  # the dry run created nothing
     (submit,) = fake_argo.submits()
@@ -65,7 +68,7 @@ def test_argo_problems_each_name_their_cause(tmp_path: Path, fake_argo: FakeArgo
     code, lines, _ = check(tmp_path, fake_argo, fake_slack)
     assert code == 1
     assert lines["template env-extend-template"].startswith(
-        "FAILED: WorkflowTemplate env-extend-template is not installed in namespace argo"
+        f"FAILED: WorkflowTemplate env-extend-template is not installed in namespace {ARGO_NAMESPACE}"
     )
     assert lines["template env-create-template"] == "FAILED: does not declare slack_channel, which envbot passes"
     assert "argo submit" not in lines  # nothing is tried against templates that are known to be wrong
@@ -86,7 +89,8 @@ def test_a_refused_dry_run_a_down_cluster_and_an_old_cli(
     code, lines, _ = check(tmp_path, fake_argo, fake_slack)
     assert (
         code == 1
-        and lines["argo submit"] == "FAILED: envbot's service account may not do this in namespace argo (RBAC)."
+        and lines["argo submit"]
+        == f"FAILED: envbot's service account may not do this in namespace {ARGO_NAMESPACE} (RBAC)."
     )
 
     fake_argo.configure(modes={"template": "unavailable"})

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET, FakeArgo, http_request
+from tests.execution_plane import ARGO_NAMESPACE
 from tests.fakes.slack_api import FakeSlack
 
 
@@ -37,7 +38,7 @@ def test_console_dry_run_prints_pasteable_argv_and_the_reply(tmp_path: Path) -> 
     lines = result.stdout.splitlines()
     submit = next(line for line in lines if line.startswith("$ argo submit"))
     argv = shlex.split(submit[2:])
-    assert argv[:6] == ["argo", "submit", "--from", "workflowtemplate/env-create-template", "-n", "argo"]
+    assert argv[:6] == ["argo", "submit", "--from", "workflowtemplate/env-create-template", "-n", ARGO_NAMESPACE]
     assert "env_name=checkout-demo" in argv and "service=checkout" in argv
     assert any(a.startswith("expires_at=") and a.endswith("Z") for a in argv)
     assert argv[-2:] == ["-o", "name"]
@@ -52,7 +53,8 @@ def test_console_reads_stdin_and_a_later_destroy_finds_its_create(tmp_path: Path
     assert "$ argo submit --from workflowtemplate/env-destroy-template" in result.stdout
     assert "requested destroy of environment `co-demo`" in result.stdout
     assert "I don't know the command `bogus`" in result.stdout
-    assert "$ argo list -n argo -l app.kubernetes.io/managed-by=envbot,envbot.dev/env=co-demo" in result.stdout
+    listing = f"$ argo list -n {ARGO_NAMESPACE} -l app.kubernetes.io/managed-by=envbot,envbot.dev/env=co-demo"
+    assert listing in result.stdout
 
 
 def test_console_without_dry_run_runs_the_real_argo_path(tmp_path: Path, fake_argo: FakeArgo) -> None:
@@ -84,7 +86,7 @@ def test_missing_and_malformed_settings_stop_start_up_with_one_line(tmp_path: Pa
 
 
 def test_dotenv_file_is_read(tmp_path: Path, fake_argo: FakeArgo) -> None:
-    (tmp_path / ".env").write_text(f"ARGO_BIN={fake_argo.bin}\nARGO_NAMESPACE=argo\n")
+    (tmp_path / ".env").write_text(f"ARGO_BIN={fake_argo.bin}\nARGO_NAMESPACE=envbot-workflows\n")
     result = envbot("check", cwd=tmp_path)
     assert "argo cli: ok (v3.7.18, floor v3.6.0)" in result.stdout.splitlines()
 

@@ -13,6 +13,7 @@ import yaml
 from freezegun import freeze_time
 
 from tests.conftest import ROOT, FakeArgo, HttpBot, argv_labels, argv_params, button
+from tests.execution_plane import ARGO_NAMESPACE
 
 T0 = datetime(2026, 11, 28, 11, tzinfo=UTC)
 A, B, C = "U0AAAAA", "U0BBBBB", "U0CCCCC"
@@ -285,10 +286,13 @@ def test_status_shows_every_workflow_with_links_and_why_one_failed(bot: HttpBot,
     assert status["response_type"] == "ephemeral"
     assert text.startswith("*`st-demo`*: live")
     assert "Owner <@U0AAAAA> · service `checkout` · <#C0DEV>" in text
-    assert f"• create by <@U0AAAAA>: <https://argo.example.com/workflows/argo/{create}|{create}> · ready" in text
-    assert f"<https://argo.example.com/workflows/argo/{extend}|{extend}> · failed" in text
+    assert (
+        f"• create by <@U0AAAAA>: <https://argo.example.com/workflows/{ARGO_NAMESPACE}/{create}|{create}> · ready"
+        in text
+    )
+    assert f"<https://argo.example.com/workflows/{ARGO_NAMESPACE}/{extend}|{extend}> · failed" in text
     assert "step `extend` failed: envbot: namespace st-demo is still being deleted; try again" in text
-    assert ["get", extend, "-n", "argo", "-o", "json"] in fake_argo.calls()
+    assert ["get", extend, "-n", ARGO_NAMESPACE, "-o", "json"] in fake_argo.calls()
     assert "no record of `nope`" in run(bot, "status nope", user=B)["text"]
 
 

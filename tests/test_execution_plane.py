@@ -529,7 +529,7 @@ def test_reaper_fails_loudly_and_deletes_nothing_when_it_cannot_list(plane: Plan
     assert "reaper at" not in run.stdout and plane.deletes() == []
 
 
-@pytest.mark.parametrize("reserved", ["kube-system", "argo", "default"])
+@pytest.mark.parametrize("reserved", ["kube-system", "argo", "default", "envbot-workflows"])
 def test_seen_4_reaper_never_deletes_a_labelled_expired_system_namespace(plane: Plane, reserved: str) -> None:
     owned(plane.api, reserved, PAST)
     owned(plane.api, "old-env", PAST)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.execution_plane import ARGO_NAMESPACE as NS
 from tests.fakes.argo_handle import FakeArgo
 from tests.fakes.label_selectors import SelectorError, matches, parse
 
@@ -22,7 +23,7 @@ NOW = "2026-11-28T12:00:00Z"
 T0 = datetime(2026, 11, 28, 12, tzinfo=UTC)
 CREATE = "workflowtemplate/env-create-template"
 PARAMS = ["-p", "env_name=co-1", "-p", "service=checkout", "-p", "expires_at=2026-11-28T16:00:00Z"]
-SUBMIT = ["submit", "--from", CREATE, "-n", "argo", *PARAMS]
+SUBMIT = ["submit", "--from", CREATE, "-n", NS, *PARAMS]
 GENERATED = re.compile(r"env-create-template-[bcdfghjklmnpqrstvwxz2456789]{5}")
 FATAL = (
     f'time="{NOW}" level=fatal msg="Post \\"https://10.0.0.1:6443/apis/authorization.k8s.io/v1/'
@@ -89,7 +90,7 @@ def test_submit_json_is_the_created_workflow_with_four_space_indent(fake: FakeAr
         "creationTimestamp",
         "labels",
     ]
-    assert (meta["generateName"], meta["namespace"], meta["creationTimestamp"]) == ("env-create-template-", "argo", NOW)
+    assert (meta["generateName"], meta["namespace"], meta["creationTimestamp"]) == ("env-create-template-", NS, NOW)
     assert "phase" not in workflow["status"] and "apiVersion" not in workflow
 
 
@@ -104,7 +105,7 @@ def test_creation_timestamp_has_whole_seconds_from_the_real_clock(fake_argo: Fak
     ("args", "stderr"),
     [
         (
-            ["submit", "--from", "workflowtemplate/nope", "-n", "argo", *PARAMS, "-o", "name"],
+            ["submit", "--from", "workflowtemplate/nope", "-n", NS, *PARAMS, "-o", "name"],
             'Error: Failed to submit workflow: rpc error: code = NotFound desc = workflowtemplates.argoproj.io "nope"'
             " not found\n",
         ),
@@ -114,7 +115,7 @@ def test_creation_timestamp_has_whole_seconds_from_the_real_clock(fake_argo: Fak
             '"env-create-template" not found\n',
         ),
         (
-            ["submit", "--from", CREATE, "-n", "argo", "-p", "env_name=x", "-o", "name"],
+            ["submit", "--from", CREATE, "-n", NS, "-p", "env_name=x", "-o", "name"],
             "Error: Failed to submit workflow: rpc error: code = InvalidArgument desc = spec.arguments.service.value "
             "or spec.arguments.service.valueFrom is required\n",
         ),
@@ -129,12 +130,12 @@ def test_creation_timestamp_has_whole_seconds_from_the_real_clock(fake_argo: Fak
             "NAME1=VALUE2,NAME2=VALUE2. Received: ok=1,a=b=c: unexpected label spec: a=b=c\n",
         ),
         (
-            ["submit", "--from", "env-create-template", "-n", "argo", "-o", "name"],
+            ["submit", "--from", "env-create-template", "-n", NS, "-o", "name"],
             "Error: resource identifier 'env-create-template' is malformed. Should be `kind/name`, "
             "e.g. cronwf/hello-world-cwf\n",
         ),
         (
-            ["submit", "--from", "pipeline/x", "-n", "argo", "-o", "name"],
+            ["submit", "--from", "pipeline/x", "-n", NS, "-o", "name"],
             "Error: Failed to submit workflow: rpc error: code = InvalidArgument desc = Resource kind 'pipeline' is "
             "not supported for submitting\n",
         ),
@@ -154,9 +155,9 @@ def test_submit_errors_are_the_clis_and_store_nothing(fake: FakeArgo, args: list
 
 def test_submit_validates_in_the_servers_order(fake: FakeArgo) -> None:
     # ApplySubmitOpts parses labels, then parameters; only then is the template looked up.
-    both = argo(fake, "submit", "--from", "workflowtemplate/nope", "-n", "argo", "-p", "bad", "-l", "a=b=c")
+    both = argo(fake, "submit", "--from", "workflowtemplate/nope", "-n", NS, "-p", "bad", "-l", "a=b=c")
     assert "expected labels of the form" in both.stderr
-    params = argo(fake, "submit", "--from", "workflowtemplate/nope", "-n", "argo", "-p", "bad")
+    params = argo(fake, "submit", "--from", "workflowtemplate/nope", "-n", NS, "-p", "bad")
     assert "expected parameter of the form" in params.stderr
 
 
@@ -202,7 +203,7 @@ def test_server_dry_run_returns_a_generated_name_and_uid_but_stores_nothing(fake
     assert taken.returncode == 0
     dry = argo(fake, *SUBMIT, "--name", "exists", "--server-dry-run", "-o", "name")
     assert "code = AlreadyExists" in dry.stderr  # it still validates like a real create
-    invalid = argo(fake, "submit", "--from", CREATE, "-n", "argo", "--server-dry-run", "-o", "name")
+    invalid = argo(fake, "submit", "--from", CREATE, "-n", NS, "--server-dry-run", "-o", "name")
     assert "code = InvalidArgument desc = spec.arguments.env_name.value" in invalid.stderr
     assert [w["metadata"]["name"] for w in fake.workflows()] == ["exists"]
 
@@ -224,7 +225,7 @@ def test_submit_without_output_prints_the_summary_block(fake: FakeArgo) -> None:
     name = fake.workflows()[0]["metadata"]["name"]
     assert result.stdout == (
         f"Name:                {name}\n"
-        "Namespace:           argo\n"
+        f"Namespace:           {NS}\n"
         "ServiceAccount:      unset\n"
         "Status:              Pending\n"
         "Created:             Sat Nov 28 12:00:00 +0000 (now)\n"
@@ -266,7 +267,7 @@ def test_a_failing_template_carries_its_message_on_the_pod_node_and_the_workflow
     message = "envbot: namespace co-1 exists and is not managed by envbot"
     fake.configure(now=NOW, phases={"env-create-template": "Failed"}, fail_message={"env-create-template": message})
     argo(fake, *SUBMIT, "-o", "name")
-    destroy = ["submit", "--from", "workflowtemplate/env-destroy-template", "-n", "argo", "-p", "env_name=co-1"]
+    destroy = ["submit", "--from", "workflowtemplate/env-destroy-template", "-n", NS, "-p", "env_name=co-1"]
     argo(fake, *destroy, "-o", "name")
     create, other = fake.workflows()
     (node,) = create["status"]["nodes"].values()
@@ -291,7 +292,7 @@ def test_set_phase_moves_a_workflow_like_the_controller(fake: FakeArgo) -> None:
         "2026-11-28T12:01:00Z",
     )
     assert failed["metadata"]["labels"]["workflows.argoproj.io/phase"] == "Failed"
-    got = json.loads(argo(fake, "get", name, "-n", "argo", "-o", "json").stdout)
+    got = json.loads(argo(fake, "get", name, "-n", NS, "-o", "json").stdout)
     assert got == failed
     with pytest.raises(ValueError, match="already Failed"):
         fake.set_phase(name, "Running")
@@ -301,12 +302,12 @@ def test_set_phase_moves_a_workflow_like_the_controller(fake: FakeArgo) -> None:
 
 
 def test_list_json_is_a_two_space_array_and_empty_output_per_format(fake: FakeArgo) -> None:
-    assert argo(fake, "list", "-n", "argo", "-o", "json").stdout == "[]\n"
-    assert argo(fake, "list", "-n", "argo", "-o", "yaml").stdout == "[]\n"
-    assert argo(fake, "list", "-n", "argo", "-o", "name").stdout == "No workflows found\n"
-    assert argo(fake, "list", "-n", "argo").stdout == "No workflows found\n"
+    assert argo(fake, "list", "-n", NS, "-o", "json").stdout == "[]\n"
+    assert argo(fake, "list", "-n", NS, "-o", "yaml").stdout == "[]\n"
+    assert argo(fake, "list", "-n", NS, "-o", "name").stdout == "No workflows found\n"
+    assert argo(fake, "list", "-n", NS).stdout == "No workflows found\n"
     argo(fake, *SUBMIT, "-o", "name")
-    result = argo(fake, "list", "-n", "argo", "-o", "json")
+    result = argo(fake, "list", "-n", NS, "-o", "json")
     items = json.loads(result.stdout)
     assert result.stdout == json.dumps(items, indent=2) + "\n"
     assert items == fake.workflows()
@@ -323,10 +324,8 @@ def test_list_orders_unfinished_newest_first_then_finished_by_finish_time(fake: 
         name="done-1130", created=T0.replace(hour=8), phase="Failed", finished=T0.replace(hour=11, minute=30)
     )
     expected = ["new-11", "running-10", "done-1130", "done-0930"]
-    assert names(argo(fake, "list", "-n", "argo", "-o", "name")) == expected
-    assert [
-        w["metadata"]["name"] for w in json.loads(argo(fake, "list", "-n", "argo", "-o", "json").stdout)
-    ] == expected
+    assert names(argo(fake, "list", "-n", NS, "-o", "name")) == expected
+    assert [w["metadata"]["name"] for w in json.loads(argo(fake, "list", "-n", NS, "-o", "json").stdout)] == expected
 
 
 def test_list_table_columns(fake: FakeArgo) -> None:
@@ -335,12 +334,12 @@ def test_list_table_columns(fake: FakeArgo) -> None:
         name="co-1-done", created=created, phase="Failed", message="boom", finished=created + timedelta(seconds=75)
     )
     fake.add_workflow(name="co-2-new", created=T0 - timedelta(seconds=30))
-    assert argo(fake, "list", "-n", "argo").stdout == (
+    assert argo(fake, "list", "-n", NS).stdout == (
         "NAME        STATUS    AGE   DURATION   PRIORITY   MESSAGE\n"
         "co-2-new    Pending   30s   0s         0          \n"
         "co-1-done   Failed    2h    1m         0          boom\n"
     )
-    assert argo(fake, "list", "-n", "argo", "--no-headers").stdout.startswith("co-2-new ")
+    assert argo(fake, "list", "-n", NS, "--no-headers").stdout.startswith("co-2-new ")
 
 
 @pytest.fixture
@@ -369,9 +368,9 @@ def labelled(fake: FakeArgo) -> FakeArgo:
     ],
 )
 def test_list_selector_syntax(labelled: FakeArgo, selector: str, expected: set[str]) -> None:
-    result = argo(labelled, "list", "-n", "argo", "-l", selector, "-o", "name")
+    result = argo(labelled, "list", "-n", NS, "-l", selector, "-o", "name")
     assert set(names(result)) - {"No workflows found"} == expected
-    assert argo(labelled, "list", "-n", "argo", f"--selector={selector}", "-o", "name").stdout == result.stdout
+    assert argo(labelled, "list", "-n", NS, f"--selector={selector}", "-o", "name").stdout == result.stdout
 
 
 @pytest.mark.parametrize(
@@ -394,7 +393,7 @@ def test_list_selector_syntax(labelled: FakeArgo, selector: str, expected: set[s
     ],
 )
 def test_a_bad_selector_fails_on_the_client_like_labels_parse(labelled: FakeArgo, selector: str, error: str) -> None:
-    result = argo(labelled, "list", "-n", "argo", "-l", selector, "-o", "json")
+    result = argo(labelled, "list", "-n", NS, "-l", selector, "-o", "json")
     assert (result.returncode, result.stdout, result.stderr) == (1, "", f"Error: {error}\n")
 
 
@@ -403,7 +402,7 @@ def test_status_running_completed_and_prefix(fake: FakeArgo) -> None:
     fake.add_workflow(name="a-running", created=T0 - timedelta(minutes=3), phase="Running")
     fake.add_workflow(name="b-ok", created=T0 - timedelta(minutes=2), phase="Succeeded")
     fake.add_workflow(name="a-failed", created=T0 - timedelta(minutes=1), phase="Failed")
-    listing = ["list", "-n", "argo", "-o", "name"]
+    listing = ["list", "-n", NS, "-o", "name"]
     assert set(names(argo(fake, *listing, "--status", "Succeeded,Failed"))) == {"b-ok", "a-failed"}
     assert set(names(argo(fake, *listing, "--status", "Running", "--status", "Pending"))) == {"a-running"}
     assert set(names(argo(fake, *listing, "--running"))) == {"a-new", "a-running"}  # no completed label yet counts
@@ -416,13 +415,13 @@ def test_status_running_completed_and_prefix(fake: FakeArgo) -> None:
 def test_chunk_size_is_validated_recorded_and_truncates_in_kube_mode(fake: FakeArgo) -> None:
     for i in range(5):
         fake.add_workflow(name=f"wf-{i}", created=T0 - timedelta(minutes=i))
-    bad = argo(fake, "list", "-n", "argo", "--chunk-size", "ten")
+    bad = argo(fake, "list", "-n", NS, "--chunk-size", "ten")
     assert bad.returncode == 1
     assert bad.stderr.startswith(
         'Error: invalid argument "ten" for "--chunk-size" flag: strconv.ParseInt: parsing "ten": invalid syntax\n'
         "Usage:\n  argo list [flags]\n"
     )
-    listing = ["list", "-n", "argo", "-o", "name"]
+    listing = ["list", "-n", NS, "-o", "name"]
     assert names(argo(fake, *listing, "--chunk-size", "0")) == [f"wf-{i}" for i in range(5)]
     # kube mode: the count uses the same Limit as the list, so no second page is ever asked for
     assert names(argo(fake, *listing, "--chunk-size", "2")) == ["wf-0", "wf-1"]
@@ -437,11 +436,11 @@ def test_chunk_size_is_validated_recorded_and_truncates_in_kube_mode(fake: FakeA
 
 def test_get_prints_one_workflow_and_a_missing_one_is_not_found(fake: FakeArgo) -> None:
     (name,) = names(argo(fake, *SUBMIT, "-o", "name"))
-    result = argo(fake, "get", name, "-n", "argo", "-o", "json")
+    result = argo(fake, "get", name, "-n", NS, "-o", "json")
     assert result.stdout == json.dumps(fake.workflow(name), indent=4) + "\n"
-    assert names(argo(fake, "get", name, "-n", "argo", "-o", "name")) == [name]
-    assert names(argo(fake, "get", "@latest", "-n", "argo", "-o", "name")) == [name]
-    missing = argo(fake, "get", "nope", "-n", "argo", "-o", "json")
+    assert names(argo(fake, "get", name, "-n", NS, "-o", "name")) == [name]
+    assert names(argo(fake, "get", "@latest", "-n", NS, "-o", "name")) == [name]
+    missing = argo(fake, "get", "nope", "-n", NS, "-o", "json")
     assert (missing.returncode, missing.stdout) == (1, "")
     assert missing.stderr == (
         f'time="{NOW}" level=error msg="failed to get live workflow: workflows.argoproj.io \\"nope\\" not found; '
@@ -451,24 +450,24 @@ def test_get_prints_one_workflow_and_a_missing_one_is_not_found(fake: FakeArgo) 
 
 
 def test_template_get_prints_the_installed_template(fake: FakeArgo) -> None:
-    result = argo(fake, "template", "get", "env-create-template", "-n", "argo", "-o", "json")
+    result = argo(fake, "template", "get", "env-create-template", "-n", NS, "-o", "json")
     template = json.loads(result.stdout)
     installed = yaml.safe_load((ROOT / "argo/workflowtemplates/env-create-template.yaml").read_text())
     assert template["spec"] == installed["spec"]
-    assert template["metadata"]["name"] == "env-create-template" and template["metadata"]["namespace"] == "argo"
+    assert template["metadata"]["name"] == "env-create-template" and template["metadata"]["namespace"] == NS
     assert "kind" not in template
     assert result.stdout.endswith("}\n") and '\n    "metadata": {' in result.stdout
-    for name, namespace in (("nope", "argo"), ("env-create-template", "workflows")):
+    for name, namespace in (("nope", NS), ("env-create-template", "workflows")):
         missing = argo(fake, "template", "get", name, "-n", namespace, "-o", "json")
         assert (missing.returncode, missing.stdout) == (1, "")
         assert (
             missing.stderr
             == f'Error: rpc error: code = NotFound desc = workflowtemplates.argoproj.io "{name}" not found\n'
         )
-    listed = names(argo(fake, "template", "list", "-n", "argo", "-o", "name"))
+    listed = names(argo(fake, "template", "list", "-n", NS, "-o", "name"))
     assert {"env-create-template", "env-destroy-template", "env-extend-template"} <= set(listed)
     fake.configure(now=NOW, modes={"template get": "notfound-template"})
-    assert "code = NotFound" in argo(fake, "template", "get", "env-create-template", "-n", "argo").stderr
+    assert "code = NotFound" in argo(fake, "template", "get", "env-create-template", "-n", NS).stderr
 
 
 def test_version_formats(fake: FakeArgo) -> None:
@@ -502,12 +501,12 @@ def test_version_formats(fake: FakeArgo) -> None:
 def test_modes_are_per_verb_and_junk_exits_zero(fake: FakeArgo) -> None:
     fake.configure(now=NOW, modes={"list": "garbage", "get": "null", "template": "object"})
     (name,) = names(argo(fake, *SUBMIT, "-o", "name"))  # submit stays normal
-    garbage = argo(fake, "list", "-n", "argo", "-o", "json")
+    garbage = argo(fake, "list", "-n", NS, "-o", "json")
     assert garbage.returncode == 0 and garbage.stdout.startswith("NAME ")
     with pytest.raises(json.JSONDecodeError):
         json.loads(garbage.stdout)
-    assert argo(fake, "get", name, "-n", "argo", "-o", "json").stdout == "null\n"
-    assert argo(fake, "template", "get", "env-create-template", "-n", "argo", "-o", "json").stdout == "{}\n"
+    assert argo(fake, "get", name, "-n", NS, "-o", "json").stdout == "null\n"
+    assert argo(fake, "template", "get", "env-create-template", "-n", NS, "-o", "json").stdout == "{}\n"
     fake.configure(now=NOW, modes={"submit": "empty"})
     empty = argo(fake, *SUBMIT, "-o", "name")
     assert (empty.returncode, empty.stdout, empty.stderr) == (0, "", "")
@@ -516,7 +515,7 @@ def test_modes_are_per_verb_and_junk_exits_zero(fake: FakeArgo) -> None:
 
 def test_unavailable_is_the_kube_mode_fatal_line_for_every_cluster_verb(fake: FakeArgo) -> None:
     fake.configure(now=NOW, mode="unavailable")
-    for args in (SUBMIT, ["list", "-n", "argo"], ["get", "x", "-n", "argo"], ["template", "get", "x", "-n", "argo"]):
+    for args in (SUBMIT, ["list", "-n", NS], ["get", "x", "-n", NS], ["template", "get", "x", "-n", NS]):
         result = argo(fake, *args)
         assert (result.returncode, result.stdout, result.stderr) == (1, "", FATAL)
 
@@ -526,19 +525,19 @@ def test_forbidden_is_the_rbac_error_each_verb_gets(fake: FakeArgo) -> None:
     fake.configure(now=NOW, modes=dict.fromkeys(("submit", "list", "get", "template"), "forbidden"))
     assert argo(fake, *SUBMIT, "-o", "name").stderr == (
         "Error: Failed to submit workflow: rpc error: code = PermissionDenied desc = workflows.argoproj.io is "
-        f'forbidden: {user} cannot create resource "workflows" in API group "argoproj.io" in the namespace "argo"\n'
+        f'forbidden: {user} cannot create resource "workflows" in API group "argoproj.io" in the namespace "{NS}"\n'
     )
-    assert argo(fake, "list", "-n", "argo").stderr == (
+    assert argo(fake, "list", "-n", NS).stderr == (
         "Error: rpc error: code = PermissionDenied desc = Permission denied, you are not allowed to list workflows "
-        'in namespace "argo". Maybe you want to specify a namespace with query parameter `.namespace=argo`?\n'
+        f'in namespace "{NS}". Maybe you want to specify a namespace with query parameter `.namespace={NS}`?\n'
     )
-    get = argo(fake, "get", "x", "-n", "argo").stderr.splitlines()
+    get = argo(fake, "get", "x", "-n", NS).stderr.splitlines()
     assert get[0].startswith(f'time="{NOW}" level=error msg="failed to get live workflow: ')
     assert get[1] == (
         f'Error: rpc error: code = PermissionDenied desc = workflows.argoproj.io "x" is forbidden: {user} cannot '
-        'get resource "workflows" in API group "argoproj.io" in the namespace "argo"'
+        f'get resource "workflows" in API group "argoproj.io" in the namespace "{NS}"'
     )
-    template = argo(fake, "template", "get", "env-create-template", "-n", "argo")
+    template = argo(fake, "template", "get", "env-create-template", "-n", NS)
     assert template.stderr == "Error: rpc error: code = PermissionDenied desc = permission denied\n"
     assert fake.workflows() == []
 
@@ -546,21 +545,21 @@ def test_forbidden_is_the_rbac_error_each_verb_gets(fake: FakeArgo) -> None:
 def test_the_global_mode_keeps_its_meaning_junk_and_rbac_only_for_submit(fake: FakeArgo) -> None:
     fake.configure(now=NOW, mode="forbidden")
     assert "code = PermissionDenied" in argo(fake, *SUBMIT, "-o", "name").stderr
-    assert argo(fake, "list", "-n", "argo", "-o", "json").stdout == "[]\n"
-    template = argo(fake, "template", "get", "env-create-template", "-n", "argo", "-o", "json")
+    assert argo(fake, "list", "-n", NS, "-o", "json").stdout == "[]\n"
+    template = argo(fake, "template", "get", "env-create-template", "-n", NS, "-o", "json")
     assert json.loads(template.stdout)["metadata"]["name"] == "env-create-template"
     fake.configure(now=NOW, mode="garbage", modes={"list": "null"})
-    assert argo(fake, "list", "-n", "argo", "-o", "json").stdout == "null\n"
+    assert argo(fake, "list", "-n", NS, "-o", "json").stdout == "null\n"
     assert argo(fake, *SUBMIT, "-o", "name").stdout.startswith("Name:                env-create-template-")
     fake.configure(now=NOW, mode="notfound-template")
-    assert "code = NotFound" in argo(fake, "template", "get", "env-create-template", "-n", "argo").stderr
+    assert "code = NotFound" in argo(fake, "template", "get", "env-create-template", "-n", NS).stderr
 
 
 def test_hang_runs_until_killed(fake: FakeArgo) -> None:
     fake.configure(now=NOW, modes={"list": "hang"})
     with pytest.raises(subprocess.TimeoutExpired):
-        subprocess.run([str(fake.bin), "list", "-n", "argo"], capture_output=True, timeout=1)
-    assert fake.calls() == [["list", "-n", "argo"]]
+        subprocess.run([str(fake.bin), "list", "-n", NS], capture_output=True, timeout=1)
+    assert fake.calls() == [["list", "-n", NS]]
     assert argo(fake, "version", "--short").returncode == 0
 
 
@@ -571,7 +570,7 @@ def test_per_verb_delay(fake: FakeArgo) -> None:
     argo(fake, "version", "--short")
     quick = time.monotonic() - started
     started = time.monotonic()
-    argo(fake, "list", "-n", "argo")
+    argo(fake, "list", "-n", NS)
     assert time.monotonic() - started >= 1.0 > quick
 
 
@@ -598,7 +597,7 @@ def test_seed_is_fast_and_list_with_a_selector_stays_correct(fake: FakeArgo) -> 
     )
     seeded = time.monotonic() - started
     started = time.monotonic()
-    result = argo(fake, "list", "-n", "argo", "-l", "envbot.dev/env in (env-7,env-8)", "-o", "json")
+    result = argo(fake, "list", "-n", NS, "-l", "envbot.dev/env in (env-7,env-8)", "-o", "json")
     listed = time.monotonic() - started
     items = json.loads(result.stdout)
     assert len(items) == 40 and {i["metadata"]["labels"]["envbot.dev/env"] for i in items} == {"env-7", "env-8"}
@@ -616,7 +615,7 @@ def test_concurrent_submits_from_many_processes_all_land(fake: FakeArgo) -> None
     with ThreadPoolExecutor(12) as pool:
         created = list(pool.map(submit, range(24)))
     assert len(set(created)) == 24
-    assert set(names(argo(fake, "list", "-n", "argo", "-o", "name"))) == set(created)
+    assert set(names(argo(fake, "list", "-n", NS, "-o", "name"))) == set(created)
     assert len(fake.submits()) == 24 and len(set(fake.pids())) == 25
 
 

@@ -20,7 +20,7 @@ from slackbot.orchestrator import CREATE_TEMPLATE, DESTROY_TEMPLATE, EXTEND_TEMP
 from slackbot.policy import load_policy
 from slackbot.spec import DestroyRequest, EnvironmentSpec, ExtendRequest, Lineage, Notices
 from tests.conftest import ROOT
-from tests.execution_plane import SETTINGS, TEMPLATES, script_of, workflow_spec
+from tests.execution_plane import ARGO_NAMESPACE, SETTINGS, TEMPLATES, script_of, workflow_spec
 
 KUBERNETES_VERSION = "1.31.0"
 # Vendored from argoproj/argo-workflows v3.7.18 (tests/vendor/README.md): a clone runs offline.
@@ -123,7 +123,7 @@ def test_kustomizations_load_every_resource_once(folder: Path) -> None:
     assert {p.name for p in unlisted} <= NOT_APPLIED, unlisted
 
 
-def test_every_namespaced_execution_plane_object_names_the_argo_namespace() -> None:
+def test_every_namespaced_execution_plane_object_names_envbots_namespace() -> None:
     # argo/kustomization.yaml sets no `namespace:` (kustomize would stamp it on the admission
     # policies too), so each file carries its own.
     for path in ARGO_FILES:
@@ -131,7 +131,7 @@ def test_every_namespaced_execution_plane_object_names_the_argo_namespace() -> N
             if doc["kind"] in CLUSTER_SCOPED:
                 assert "namespace" not in doc["metadata"], (path, doc["metadata"]["name"])
             else:
-                assert doc["metadata"]["namespace"] == "argo", (path, doc["metadata"]["name"])
+                assert doc["metadata"]["namespace"] == ARGO_NAMESPACE, (path, doc["metadata"]["name"])
 
 
 def test_kubectl_builds_the_execution_plane_without_the_settings() -> None:
@@ -425,7 +425,7 @@ def test_each_template_has_its_own_narrow_service_account() -> None:
         granted = set()
         for binding in (d for d in docs if d["kind"] == "ClusterRoleBinding"):
             if any(s["name"] == account for s in binding["subjects"]):
-                assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": "argo"}]
+                assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": ARGO_NAMESPACE}]
                 for rule in roles[binding["roleRef"]["name"]]["rules"]:
                     granted |= {(g, r, v) for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
         return granted
@@ -457,7 +457,7 @@ def test_each_template_has_its_own_narrow_service_account() -> None:
         template(n)["spec"]["serviceAccountName"] for n in TEMPLATES
     )
     assert bindings["envbot-notify"]["subjects"] == [
-        {"kind": "ServiceAccount", "name": "envbot-notify", "namespace": "argo"}
+        {"kind": "ServiceAccount", "name": "envbot-notify", "namespace": ARGO_NAMESPACE}
     ]
 
 
@@ -471,15 +471,15 @@ def test_cluster_scoped_names_carry_the_instance() -> None:
     # The instance the policies protect is the one the scripts label namespaces with.
     (policy,) = [d for d in documents(ROOT / "argo/admission/namespace-ownership.yaml") if d["kind"].endswith("Policy")]
     variables = {v["name"]: v["expression"] for v in policy["spec"]["variables"]}
-    assert variables["instance"] == f"'{instance}'" and variables["argoNamespace"] == "'argo'"
+    assert variables["instance"] == f"'{instance}'" and variables["argoNamespace"] == f"'{ARGO_NAMESPACE}'"
     assert all(e["name"] != "DRY_RUN" for e in script_of("env-reaper-template")["env"])
 
 
-def test_bot_rbac_only_touches_workflows_in_the_argo_namespace() -> None:
+def test_bot_rbac_only_touches_workflows_in_envbots_namespace() -> None:
     docs = [d for p in (ROOT / "manifests/bot").glob("*.yaml") for d in documents(p)]
     assert not [d for d in docs if d["kind"] in ("ClusterRole", "ClusterRoleBinding")]
     (role,) = [d for d in docs if d["kind"] == "Role"]
-    assert role["metadata"]["namespace"] == "argo"
+    assert role["metadata"]["namespace"] == ARGO_NAMESPACE
     assert {(tuple(r["resources"]), tuple(r["verbs"])) for r in role["rules"]} == {
         (("workflowtemplates",), ("get", "list", "watch")),
         (("workflows",), ("create", "get", "list", "watch")),

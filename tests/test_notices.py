@@ -325,7 +325,7 @@ def test_a_failed_create_mentions_the_requester_names_the_step_and_links_to_argo
     (message,) = plane.posted()
     text = (
         f"<@{OWNER}> :x: Creating `{ENV}` failed at step `create`: {reason}\n"
-        f"Workflow `{workflow}` (<{UI}/workflows/argo/{workflow}|Argo UI>). "
+        f"Workflow `{workflow}` (<{UI}/workflows/{ARGO_NAMESPACE}/{workflow}|Argo UI>). "
         f"See what exists with `/env status {ENV}`."
     )
     assert message["text"] == text
@@ -459,7 +459,8 @@ def test_slack_refusing_the_message_for_good_is_recorded_and_not_retried(plane: 
 def test_the_exit_handler_exits_0_whatever_goes_wrong(plane: Plane) -> None:
     workflow = plane.workflow(CREATE, create_params(plane))
     # The API server fails every read of the workflow.
-    plane.api.fail("GET", rf"^/apis/argoproj.io/v1alpha1/namespaces/argo/workflows/{workflow}$", 500, times=99)
+    path = rf"^/apis/argoproj.io/v1alpha1/namespaces/{ARGO_NAMESPACE}/workflows/{workflow}$"
+    plane.api.fail("GET", path, 500, times=99)
     run = plane.exit_handler(CREATE, workflow)
     assert "could not read workflow" in run.stderr and "the env-notifier sweep will send it" in run.stdout
     # No settings at all (ConfigMap missing).
@@ -852,7 +853,7 @@ def test_a_reaper_notice_interrupted_half_way_resumes_without_repeating(plane: P
 
     api.after(
         "PATCH",
-        rf"^/apis/argoproj.io/v1alpha1/namespaces/argo/workflows/{workflow}$",
+        rf"^/apis/argoproj.io/v1alpha1/namespaces/{ARGO_NAMESPACE}/workflows/{workflow}$",
         slack_goes_down_after_the_first_message,
         times=5,
     )
@@ -923,7 +924,7 @@ def test_a_sweep_that_loses_the_race_for_a_warning_claims_nothing_and_posts_noth
 def test_a_sweep_that_loses_the_race_for_a_workflow_notice_posts_nothing(plane: Plane, api: FakeKubeApi) -> None:
     workflow = plane.workflow(CREATE, create_params(plane), phase="Succeeded", ended_ago=300)
     other: list[Run] = []
-    path = rf"^/apis/argoproj.io/v1alpha1/namespaces/argo/workflows/{workflow}$"
+    path = rf"^/apis/argoproj.io/v1alpha1/namespaces/{ARGO_NAMESPACE}/workflows/{workflow}$"
     api.after("GET", path, lambda _: other.append(plane.sweep(folder="other")), times=1)
     run = plane.sweep()
     assert run.returncode == 0 and other[0].returncode == 0, run.output + other[0].output
@@ -945,7 +946,7 @@ def test_an_exit_handler_and_a_sweep_never_both_send(plane: Plane, api: FakeKube
         annotations={DETAIL: json.dumps(pending)},
     )
     other: list[Run] = []
-    path = rf"^/apis/argoproj.io/v1alpha1/namespaces/argo/workflows/{workflow}$"
+    path = rf"^/apis/argoproj.io/v1alpha1/namespaces/{ARGO_NAMESPACE}/workflows/{workflow}$"
     api.after("PATCH", path, lambda _: other.append(plane.exit_handler(CREATE, workflow)), times=1)
     plane.sweep()
     assert len(plane.posted()) == 1 and plane.notice(workflow)[0] == "sent"
@@ -959,7 +960,7 @@ def test_posted_but_not_recorded_is_sent_again_after_the_lease_marked_as_a_possi
     plane: Plane, api: FakeKubeApi
 ) -> None:
     workflow = plane.workflow(CREATE, create_params(plane))
-    path = rf"^/apis/argoproj.io/v1alpha1/namespaces/argo/workflows/{workflow}$"
+    path = rf"^/apis/argoproj.io/v1alpha1/namespaces/{ARGO_NAMESPACE}/workflows/{workflow}$"
     api.fail("PATCH", path, 503, times=99, after=1)  # the claim lands; every write after the post fails
     run = plane.exit_handler(CREATE, workflow)
     assert "posted to Slack, but could not record it" in run.stderr
@@ -1025,7 +1026,7 @@ def test_the_notifier_uses_only_its_own_rights(plane: Plane, api: FakeKubeApi) -
     plane.sweep()
     assert len(plane.posted()) == 3
     requests = [r for r in api.requests[start:] if r.user]
-    assert {r.user for r in requests} == {"system:serviceaccount:argo:envbot-notify"}
+    assert {r.user for r in requests} == {f"system:serviceaccount:{ARGO_NAMESPACE}:envbot-notify"}
     used = {needed(r.method, r.path, r.query) for r in requests} - {None}
     assert used and all(allowed("envbot-notify", u) for u in used), [u for u in used if not allowed("envbot-notify", u)]
     # What it wrote: only its notice label/annotation on workflows, its warning record on namespaces.

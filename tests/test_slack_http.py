@@ -13,6 +13,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from slackbot.idempotency import request_key
 from tests.conftest import ROOT, SIGNING_SECRET, HttpBot, alive, argv_labels, argv_params, http_request
+from tests.execution_plane import ARGO_NAMESPACE
 
 FROZEN = "2026-11-28T11:00:00Z"
 
@@ -34,7 +35,7 @@ def test_create_acks_at_once_then_posts_the_workflow_name_in_channel(http_bot: H
         "--from",
         "workflowtemplate/env-create-template",
         "-n",
-        "argo",
+        ARGO_NAMESPACE,
         "--name",
         name,
         "-p",
@@ -147,7 +148,7 @@ def test_missing_template_is_explained_and_the_bot_keeps_serving(http_bot: HttpB
     _, path = http_bot.command("create checkout")
     reply = http_bot.reply(path)
     assert reply["response_type"] == "ephemeral"
-    assert "WorkflowTemplate env-create-template is not installed in namespace argo" in reply["text"]
+    assert f"WorkflowTemplate env-create-template is not installed in namespace {ARGO_NAMESPACE}" in reply["text"]
     assert "Traceback" not in reply["text"]
     fake_argo.configure()
     _, path = http_bot.command("create checkout")

@@ -109,7 +109,9 @@ def test_malicious_destroy_and_extend_parameters_are_rejected(recorder: Recorder
         assert recorder.calls() == [], (name, params)
 
 
-@pytest.mark.parametrize("name", ["kube-system", "default", "argo", "kube-public", "argocd", "envbot"])
+@pytest.mark.parametrize(
+    "name", ["kube-system", "default", "argo", "kube-public", "argocd", "envbot", "envbot-workflows"]
+)
 def test_reserved_names_are_refused_by_every_template(recorder: Recorder, name: str) -> None:
     for template_name, params in (
         (CREATE, GOOD | {"env_name": name}),

@@ -15,7 +15,11 @@ from tests.fakes.fake_argo import Store, Workflow
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKES = Path(__file__).resolve().parent
-DEFAULTS = {"templates_dir": str(ROOT / "argo" / "workflowtemplates"), "namespace": "argo", "mode": "normal"}
+DEFAULTS = {
+    "templates_dir": str(ROOT / "argo" / "workflowtemplates"),
+    "namespace": "envbot-workflows",
+    "mode": "normal",
+}
 
 # A Python stub rather than a shell one: a shell would add PWD to the environment argo records, and -I
 # keeps a caller's PYTHONPATH or user site-packages from changing the fake.

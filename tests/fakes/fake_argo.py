@@ -245,7 +245,7 @@ def _row(workflow: Workflow) -> tuple[str, str, str, str | None, str, str]:
 def load_templates(config: dict[str, Any], namespace: str) -> dict[str, tuple[dict[str, Any], Path]]:
     import yaml  # see go_yaml
 
-    if namespace != config.get("namespace", "argo"):
+    if namespace != config.get("namespace", "envbot-workflows"):
         return {}
     found: dict[str, tuple[dict[str, Any], Path]] = {}
     for path in sorted(Path(config["templates_dir"]).glob("*.yaml")):
@@ -1291,7 +1291,7 @@ def template_list(run: Run) -> int:
             f"Error: rpc error: code = PermissionDenied desc = workflowtemplates.argoproj.io is forbidden: User "
             f'"{run.user}" cannot list resource "workflowtemplates" in API group "argoproj.io" {scope}'
         )
-    home = str(run.config.get("namespace", "argo"))
+    home = str(run.config.get("namespace", "envbot-workflows"))
     templates = {} if run.mode == "notfound-template" else load_templates(run.config, home)
     names = [
         n
