@@ -73,14 +73,16 @@ class EnvBot:
         key: str | None = None,
         source: Source = "command",
         request: str | None = None,
+        incarnation: str | None = None,
     ) -> Intake:
         """Decide what to answer now and what to do next. `key` identifies the request (Slack's
         trigger_id, or a button on a message): a second arrival of the same key runs nothing here.
         `request` is Slack's id of the request (its trigger_id): the execution plane runs it at most
-        once whichever replica or restart receives it again (docs/adr/0011)."""
+        once whichever replica or restart receives it again (docs/adr/0011). `incarnation` is the
+        environment a clicked message was about (its create workflow)."""
         invocation = Invocation(
             text=text, actor=actor, received_at=self.services.clock(), source=source,
-            request=request_key(request) if request else None,
+            request=request_key(request) if request else None, incarnation=incarnation,
         )  # fmt: skip
         if key is not None and not self._seen.first(key):
             metrics.DUPLICATES.inc()

@@ -101,6 +101,10 @@ def derive_env_name(service: str, suffix: RandomSuffix = random_suffix) -> str:
 _WORKFLOW_NAME = re.compile(r"[a-z0-9](?:[-a-z0-9.]{0,61}[a-z0-9])?")
 
 
+def is_workflow_name(value: str) -> bool:
+    return _WORKFLOW_NAME.fullmatch(value) is not None
+
+
 def _workflow_name(value: str) -> str:
     # Workflow names travel as label values too, so they must fit in 63 characters.
     if not _WORKFLOW_NAME.fullmatch(value):

@@ -24,6 +24,7 @@ class Button(BaseModel):
     model_config = ConfigDict(frozen=True)
     action: Literal["extend", "destroy"]
     env: str
+    incarnation: str  # the create workflow of the environment the message is about (see slack/blocks.py)
     ttl: timedelta | None = None
     label: str
 
@@ -68,12 +69,14 @@ def slack_date(moment: datetime) -> str:
     return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}> ({rfc3339(moment)})"
 
 
-def buttons_for(env: str, extend_choices: Iterable[timedelta]) -> tuple[Button, ...]:
+def buttons_for(env: str, incarnation: str, extend_choices: Iterable[timedelta]) -> tuple[Button, ...]:
     extend = tuple(
-        Button(action="extend", env=env, ttl=choice, label=f"Extend +{format_duration(choice)}")
+        Button(
+            action="extend", env=env, incarnation=incarnation, ttl=choice, label=f"Extend +{format_duration(choice)}"
+        )
         for choice in extend_choices
     )
-    return (*extend, Button(action="destroy", env=env, label="Destroy"))
+    return (*extend, Button(action="destroy", env=env, incarnation=incarnation, label="Destroy"))
 
 
 # --- help and mistakes --------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from slackbot.slack.blocks import Click, click_from_value
 from tests.execution_plane import (
     ARGO_NAMESPACE,
     CREATE,
@@ -282,6 +283,7 @@ def environment(plane: Plane, **params: Any) -> int:
         "envbot.dev/extend-choices": p["extend_choices"],
         "envbot.dev/latest-expiry": p["latest_expiry"],
         "envbot.dev/expiry-set-at": rfc3339(plane.now()),
+        "envbot.dev/incarnation": f"{CREATE}-test1",
     }
     plane.api.add_namespace(p["env_name"], labels, annotations)
     return expiry_of(plane, p["env_name"])
@@ -592,14 +594,17 @@ def test_an_abandoned_claim_is_taken_over_after_the_lease_and_marked_as_a_possib
 # --- warnings before expiry -------------------------------------------------------------------------
 
 
-def warning_blocks(env: str, head: str, choices: list[str]) -> list[dict[str, Any]]:
-    """The Block Kit the bot's click handler expects (slackbot/slack/blocks.py, listeners.button)."""
+def warning_blocks(
+    env: str, head: str, choices: list[str], incarnation: str = f"{CREATE}-test1"
+) -> list[dict[str, Any]]:
+    """The Block Kit the bot's click handler expects (slackbot/slack/blocks.py, listeners.button): each
+    button's value names the incarnation (the create workflow) the warning is about."""
     buttons: list[dict[str, Any]] = [
         {
             "type": "button",
             "action_id": f"envbot:extend:{i}",
             "text": {"type": "plain_text", "text": f"Extend +{choice}"},
-            "value": json.dumps({"command": f"extend {env} ttl={choice}"}, separators=(",", ":")),
+            "value": f"{incarnation}|extend {env} ttl={choice}",
         }
         for i, choice in enumerate(choices)
     ]
@@ -609,7 +614,7 @@ def warning_blocks(env: str, head: str, choices: list[str]) -> list[dict[str, An
             "action_id": f"envbot:destroy:{len(choices)}",
             "text": {"type": "plain_text", "text": "Destroy now"},
             "style": "danger",
-            "value": json.dumps({"command": f"destroy {env}"}, separators=(",", ":")),
+            "value": f"{incarnation}|destroy {env}",
             "confirm": {
                 "title": {"type": "plain_text", "text": f"Destroy {env}?"},
                 "text": {
@@ -651,6 +656,8 @@ def test_warnings_at_both_lead_times_with_extend_and_destroy_buttons_and_never_r
     (first,) = plane.posted()
     head = f"<@{OWNER}> :hourglass_flowing_sand: `{ENV}` expires {slack_date(expires)}, in 59m."
     assert first["blocks"] == warning_blocks(ENV, head, ["2h"])
+    clicks = [click_from_value(b["value"]) for b in first["blocks"][1]["elements"]]
+    assert clicks == [Click(f"extend {ENV} ttl=2h", f"{CREATE}-test1"), Click(f"destroy {ENV}", f"{CREATE}-test1")]
     assert (
         first["text"] == f"{head} Extend it with `/env extend {ENV} ttl=2h` or delete it now with `/env destroy {ENV}`."
     )
@@ -692,7 +699,7 @@ def test_the_buttons_offer_only_extensions_that_fit_the_lifetime(plane: Plane) -
     cases[ENV] = ("", "", ["Extend +2h", "Destroy now"])
     by_env = {m["blocks"][1]["elements"][-1]["value"]: m for m in plane.posted()}
     for env, (_, _, expected) in cases.items():
-        message = by_env[json.dumps({"command": f"destroy {env}"}, separators=(",", ":"))]
+        message = by_env[f"{CREATE}-test1|destroy {env}"]
         elements = message["blocks"][1]["elements"]
         assert [e["text"]["text"] for e in elements] == expected, env
         assert len({e["action_id"] for e in elements}) == len(elements)

@@ -2,13 +2,14 @@
 real kubectl and curl), and a click on the warning's Extend button goes back through the bot, over HTTP and
 over Socket Mode: exactly one extend, and a refusal for someone who may not act."""
 
+import json
 from pathlib import Path
 from typing import Any
 
 from tests.conftest import FakeArgo, HttpBot, argv_params, block_actions
 from tests.fakes.kube_api import FakeKubeApi
 from tests.fakes.slack_api import FakeSlack
-from tests.test_notices import Plane, expiry_of
+from tests.test_notices import CREATE, Plane, expiry_of
 from tests.test_socket_mode import envelope
 
 OWNER, STRANGER, CHANNEL = "U111AAA", "U0STRANGER", "C111AAA"
@@ -20,7 +21,9 @@ def warning_for(env: str, fake_argo: FakeArgo, api: FakeKubeApi, slack: FakeSlac
     time, so its environments are created for 1h: Extend +2h then adds time by either clock.)"""
     plane = Plane(api, slack, folder)
     (create,) = [s for s in fake_argo.submits() if "workflowtemplate/env-create-template" in s]
-    assert plane.create(**argv_params(create)).returncode == 0
+    (workflow,) = [w["metadata"]["name"] for w in fake_argo.workflows() if CREATE in json.dumps(w.get("spec", {}))]
+    run = plane.run(CREATE, argv_params(create), workflow={"name": workflow})  # the incarnation the buttons name
+    assert run.returncode == 0, run.output
     plane.advance(expiry_of(plane, env) - 600 + 30 - plane.now())
     assert plane.sweep().returncode == 0
     (warning,) = [m for m in slack.posted(CHANNEL) if f"`{env}` expires" in m["text"]]

@@ -1,12 +1,30 @@
 """Replies as Slack messages: Block Kit sections and buttons, with the mrkdwn text as fallback."""
 
-import json
+import re
+from dataclasses import dataclass
 from typing import Any
 
+from slackbot.names import is_workflow_name
 from slackbot.replies import Button, Reply
 
 ACTION_PREFIX = "envbot"  # action_id = envbot:<action>:<n>; unique within a message, routed by prefix
+# Bolt matches action ids with re.search, so the pattern is anchored at both ends (\Z: `$` allows a "\n").
+ACTION_ID = re.compile(rf"\A{ACTION_PREFIX}:(?:extend|destroy):[0-9]{{1,2}}\Z")
 SECTION_LIMIT = 3000
+# A button's value: "<incarnation>|<command>", e.g. "envbot-create-x7k2p|destroy checkout-x7k2p". The
+# incarnation is the create workflow of the environment the message is about, so a click can be refused
+# when that environment has since been destroyed or created again. At most 150 characters (63 + 1 + 86),
+# so the same value fits an overflow menu option. The execution plane's warnings build the same value.
+VALUE_LIMIT = 150
+_VALUE = re.compile(r"(?P<incarnation>[^|]{1,63})\|(?P<command>(?:extend|destroy) [ -~]{1,84})")
+
+
+@dataclass(frozen=True)
+class Click:
+    """What a clicked button stands for: a command, about one incarnation of an environment."""
+
+    command: str
+    incarnation: str
 
 
 def message(reply: Reply) -> dict[str, Any]:
@@ -20,17 +38,20 @@ def message(reply: Reply) -> dict[str, Any]:
 
 
 def button_value(button: Button) -> str:
-    return json.dumps({"command": button.command}, separators=(",", ":"))
+    value = f"{button.incarnation}|{button.command}"
+    if len(value) > VALUE_LIMIT:
+        raise ValueError(f"button value over {VALUE_LIMIT} characters")
+    return value
 
 
-def command_from_value(value: str) -> str | None:
-    """The command a clicked button stands for; None if the value isn't one of ours."""
-    try:
-        data = json.loads(value)
-    except (json.JSONDecodeError, TypeError):
+def click_from_value(value: object) -> Click | None:
+    """What a clicked button stands for; None if the value isn't one of ours (or an older format)."""
+    if not isinstance(value, str) or len(value) > VALUE_LIMIT:
         return None
-    command = data.get("command") if isinstance(data, dict) else None
-    return command if isinstance(command, str) and len(command) <= 200 else None
+    match = _VALUE.fullmatch(value)
+    if match is None or not is_workflow_name(match["incarnation"]):
+        return None
+    return Click(command=match["command"], incarnation=match["incarnation"])
 
 
 def _button(button: Button, index: int) -> dict[str, Any]:

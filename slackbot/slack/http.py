@@ -27,6 +27,7 @@ from slack_bolt.request.internals import build_context
 
 from slackbot import metrics
 from slackbot.recent import RecentKeys
+from slackbot.slack.payloads import unreadable
 
 log = logging.getLogger(__name__)
 
@@ -102,13 +103,22 @@ class SlackHttp:
         try:
             text = raw.decode("utf-8")
             body = _parse(text, environ.get("CONTENT_TYPE", ""))
-        except ValueError as error:
-            return self._reject(start_response, 400, f"signed but unreadable body ({error})")
+        except (ValueError, RecursionError) as error:
+            why = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+            return self._reject(start_response, 400, f"signed but unreadable body ({why})")
+        problem = unreadable(body)
+        if problem is not None:
+            return self._reject(start_response, 400, f"signed but unreadable body ({problem})")
         if not self._replays.first(signature) or not self._first_event(body):
             metrics.DUPLICATES.inc()
             log.info("ignored a replayed Slack request (seen within %s s)", REPLAY_WINDOW)
             return _text(start_response, 200, "")
-        response = self._app.dispatch(_ParsedRequest(text, body, _headers(environ)))  # type: ignore[union-attr]
+        try:
+            response = self._app.dispatch(_ParsedRequest(text, body, _headers(environ)))  # type: ignore[union-attr]
+        except Exception as error:  # Bolt read a field we did not check; Slack gets a 4xx, the log one line
+            return self._reject(start_response, 400, f"signed body Bolt could not read ({type(error).__name__})")
+        if response.status >= 500:  # a listener failed before acknowledging; it logged why
+            return self._reject(start_response, 400, f"Bolt answered {response.status}")
         headers = [(name, value) for name, values in response.headers.items() for value in values]
         start_response(f"{response.status} {_REASONS.get(response.status, '')}".strip(), headers)
         return [response.body.encode() if isinstance(response.body, str) else response.body]

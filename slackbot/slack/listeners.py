@@ -1,7 +1,6 @@
 """Listener registration: thin handlers that translate Slack payloads to the core and back."""
 
 import logging
-import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -13,7 +12,7 @@ from slackbot import metrics
 from slackbot.bot import EnvBot
 from slackbot.replies import RESTARTING, Reply
 from slackbot.scheduler import Scheduler
-from slackbot.slack.blocks import ACTION_PREFIX, command_from_value, message
+from slackbot.slack.blocks import ACTION_ID, click_from_value, message
 from slackbot.slack.delivery import Responder
 from slackbot.slack.groups import SlackGroupDirectory
 from slackbot.spec import Actor
@@ -21,8 +20,11 @@ from slackbot.spec import Actor
 log = logging.getLogger(__name__)
 
 UNKNOWN_CALLER = Reply(text=":warning: Slack sent a user or channel id I can't read, so I did nothing.")
-UNKNOWN_BUTTON = Reply(text=":warning: That button is not one I know (an old message?). Nothing was done.")
-_ACTION_ID = re.compile(rf"^{ACTION_PREFIX}:(extend|destroy):\d+$")
+UNKNOWN_BUTTON = Reply(
+    text=":warning: That button is not one I know (a message from an older envbot?). Nothing was done; "
+    "type the command instead, e.g. `/env status <name>`."
+)
+UNREADABLE = Reply(text=":warning: I couldn't read that (Slack sent something I don't understand). Nothing was done.")
 
 
 class Listeners:
@@ -44,20 +46,24 @@ class Listeners:
 
     def register(self, app: App) -> None:
         app.command("/env")(self.env_command)
-        app.action(_ACTION_ID)(self.button)
+        app.action(ACTION_ID)(self.button)
         app.event("subteam_members_changed")(self.group_changed)
         app.event("subteam_updated")(self.group_changed)
 
     def env_command(self, ack: Ack, command: dict[str, Any]) -> None:
         started = time.monotonic()
-        url = command.get("response_url")
+        url = _string(command.get("response_url"))
         actor = _actor(command.get("user_id"), command.get("channel_id"))
         if actor is None:
             self._ack(ack, UNKNOWN_CALLER, started)
             return
-        trigger = command.get("trigger_id")
-        text = command.get("text") or ""
-        intake = self.bot.receive(text, actor, key=f"trigger:{trigger}" if trigger else None, request=_text(trigger))
+        text, trigger = command.get("text", ""), _string(command.get("trigger_id"))
+        if not isinstance(text, str):
+            log.warning("a slash command's text was not a string (%s); answered that it couldn't be read",
+                        type(text).__name__)  # fmt: skip
+            self._ack(ack, UNREADABLE, started)
+            return
+        intake = self.bot.receive(text, actor, key=f"trigger:{trigger}" if trigger else None, request=trigger)
         self._ack(ack, intake.ack, started)
         if intake.work is not None:
             self._schedule(intake.keys, intake.work, lambda reply: self.responder.deliver(url, reply))
@@ -65,25 +71,30 @@ class Listeners:
     def button(self, ack: Ack, body: dict[str, Any]) -> None:
         started = time.monotonic()
         self._ack(ack, None, started)
-        url = body.get("response_url")
-        action = (body.get("actions") or [{}])[0]
-        container = body.get("container") or {}
-        channel = (body.get("channel") or {}).get("id") or container.get("channel_id")
-        actor = _actor((body.get("user") or {}).get("id"), channel)
-        text = command_from_value(action.get("value", ""))
-        if actor is None or text is None:
+        url = _string(body.get("response_url"))
+        actions = body.get("actions")
+        action = _object(actions[0] if isinstance(actions, list) and actions else None)
+        container = _object(body.get("container"))
+        channel = _string(_object(body.get("channel")).get("id")) or _string(container.get("channel_id"))
+        actor = _actor(_object(body.get("user")).get("id"), channel)
+        click = click_from_value(action.get("value"))
+        if actor is None or click is None:
             self.responder.deliver(url, UNKNOWN_CALLER if actor is None else UNKNOWN_BUTTON)
             return
         # One click of one button on one message by one person runs once, however often it arrives.
-        key = f"click:{actor.user_id}:{channel}:{container.get('message_ts')}:{action.get('action_id')}"
-        intake = self.bot.receive(text, actor, key=key, source="button", request=_text(body.get("trigger_id")))
+        ts, action_id = _string(container.get("message_ts")), _string(action.get("action_id"))
+        key = f"click:{actor.user_id}:{channel}:{ts}:{action_id}"
+        intake = self.bot.receive(
+            click.command, actor, key=key, source="button", request=_string(body.get("trigger_id")),
+            incarnation=click.incarnation,
+        )  # fmt: skip
         if intake.work is None:
             self.responder.deliver(url, intake.ack)
             return
         self._schedule(intake.keys, intake.work, lambda reply: self.responder.deliver(url, reply))
 
     def group_changed(self, event: dict[str, Any]) -> None:
-        group_id = event.get("subteam_id") or (event.get("subteam") or {}).get("id")
+        group_id = _string(event.get("subteam_id")) or _string(_object(event.get("subteam")).get("id"))
         if self.groups is not None and group_id:
             self.groups.invalidate(group_id)
 
@@ -102,12 +113,18 @@ class Listeners:
 
 
 def _actor(user_id: object, channel_id: object) -> Actor | None:
+    if not isinstance(user_id, str) or not (channel_id is None or isinstance(channel_id, str)):
+        return None
     try:
-        return Actor(user_id=str(user_id or ""), channel_id=str(channel_id) if channel_id else None)
+        return Actor(user_id=user_id, channel_id=channel_id or None)
     except ValidationError:
         return None
 
 
-def _text(value: object) -> str | None:
-    """A Slack id as text, or None when Slack sent none (the console, old payloads)."""
-    return str(value) if value else None
+def _string(value: object) -> str | None:
+    """A field Slack sends as a string; anything else counts as missing."""
+    return value if isinstance(value, str) else None
+
+
+def _object(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}

@@ -12,7 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 from slack_bolt import App
-from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.error import BoltError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
@@ -29,6 +28,7 @@ from slackbot.slack.groups import SlackGroupDirectory
 from slackbot.slack.http import SlackHttp
 from slackbot.slack.listeners import Listeners
 from slackbot.slack.server import HttpServer
+from slackbot.slack.socket_mode import EnvbotSocketModeHandler
 from slackbot.wiring import build_bot
 
 log = logging.getLogger(__name__)
@@ -72,9 +72,9 @@ class Runtime:
         self.responder = Responder(str(settings.slack_response_url_prefix), settings.slack_timeout)
         self.app = _bolt_app(settings, self.client, mode)
         Listeners(self.bot, self.scheduler, self.responder, self.groups, time_acks=mode == "socket").register(self.app)
-        self.socket: SocketModeHandler | None = None
+        self.socket: EnvbotSocketModeHandler | None = None
         if mode == "socket":
-            self.socket = SocketModeHandler(
+            self.socket = EnvbotSocketModeHandler(
                 self.app, app_token=settings.secret("slack_app_token"), web_client=self.client, concurrency=16
             )
         self._stopping = threading.Event()

@@ -15,7 +15,7 @@ from slackbot.commands import redact
 from slackbot.durations import format_duration
 from slackbot.errors import EnvbotError, PolicyDenied
 from slackbot.groups import GroupDirectory, GroupLookupError
-from slackbot.history import HistoryReader
+from slackbot.history import Environment, HistoryReader
 from slackbot.idempotency import RequestKey, workflow_name
 from slackbot.names import RandomSuffix
 from slackbot.orchestrator import EnvironmentOrchestrator, Submission, WorkflowRecord
@@ -38,6 +38,7 @@ class Invocation:
     received_at: datetime
     source: Source = "command"
     request: RequestKey | None = None  # the Slack request's idempotency key (docs/adr/0011)
+    incarnation: str | None = None  # a click: the create workflow of the environment its message was about
 
     def workflow_name(self, template: str) -> str | None:
         """The name this request's workflow has (or will have) when the request has a key."""
@@ -117,10 +118,18 @@ class Services:
         self.record(invocation, action, "duplicate", env=earlier.env_name, workflow=earlier.name)
 
     def buttons(
-        self, env: str, service: str | None, created_at: datetime, now: datetime, expires_at: datetime | None
+        self,
+        env: str,
+        incarnation: str,
+        service: str | None,
+        created_at: datetime,
+        now: datetime,
+        expires_at: datetime | None,
     ) -> tuple[Button, ...]:
-        """Extend (only the choices that add time within the lifetime) and Destroy, for a message about `env`."""
-        return replies.buttons_for(env, self.policy.extend_choices(service, created_at, now, expires_at))
+        """Extend (only the choices that add time within the lifetime) and Destroy, for a message about one
+        incarnation of `env` (its create workflow)."""
+        choices = self.policy.extend_choices(service, created_at, now, expires_at)
+        return replies.buttons_for(env, incarnation, choices)
 
     def elapsed(self, invocation: Invocation) -> float:
         """Seconds since the command arrived, by the injected clock (so tests can pin it)."""
@@ -175,6 +184,17 @@ class Services:
                 latency_ms=int(self.elapsed(invocation) * 1000),
             )
         )
+
+
+def check_same_environment(invocation: Invocation, name: str, env: Environment | None) -> None:
+    """A click acts only on the environment its message was about: not on one created since under that name."""
+    if invocation.incarnation is None or (env is not None and env.create.name == invocation.incarnation):
+        return
+    raise PolicyDenied(
+        f"That message is about an earlier `{name}`, which has been destroyed"
+        + (" and created again since" if env is not None else "")
+        + f". Nothing was done. See `/env status {name}`."
+    )
 
 
 def who_may(owner: str | None, policy: Policy) -> str:

@@ -63,7 +63,7 @@ def _create(
     if submission.earlier is not None:  # another replica, or this one before a restart, submitted it
         return _answer_earlier(services, invocation, submission.earlier, service, ttl)
     services.submitted(invocation, "create", env_name, submission, ttl=ttl, expires_at=spec.expires_at)
-    buttons = services.buttons(env_name, service, now, now, spec.expires_at)
+    buttons = services.buttons(env_name, submission.workflow_name, service, now, now, spec.expires_at)
     return replies.created(spec, ttl, submission, services.links, buttons)
 
 
@@ -80,7 +80,7 @@ def _answer_earlier(
         slack_channel=earlier.channel,
     )
     now = invocation.received_at
-    buttons = services.buttons(spec.env_name, earlier.service, earlier.created_at, now, spec.expires_at)
+    buttons = services.buttons(spec.env_name, earlier.name, earlier.service, earlier.created_at, now, spec.expires_at)
     return replies.created(spec, ttl, Submission(workflow_name=earlier.name), services.links, buttons)
 
 

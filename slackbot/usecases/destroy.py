@@ -7,7 +7,7 @@ from slackbot.history import Environment
 from slackbot.orchestrator import DESTROY_TEMPLATE, Submission, WorkflowRecord
 from slackbot.replies import Reply
 from slackbot.spec import DestroyRequest, Lineage
-from slackbot.usecases.common import Intake, Invocation, Services
+from slackbot.usecases.common import Intake, Invocation, Services, check_same_environment
 
 
 def plan(services: Services, invocation: Invocation, command: DestroyCommand) -> Intake:
@@ -23,6 +23,7 @@ def plan(services: Services, invocation: Invocation, command: DestroyCommand) ->
 def _destroy(services: Services, invocation: Invocation, name: str) -> Reply:
     actor = invocation.actor
     env = services.history.environment(name)
+    check_same_environment(invocation, name, env)
     ours = invocation.workflow_name(DESTROY_TEMPLATE)
     earlier = next((d for d in env.destroys if d.name == ours), None) if env else None
     if earlier is not None:

@@ -10,7 +10,7 @@ from slackbot.history import Environment
 from slackbot.orchestrator import EXTEND_TEMPLATE, Submission, WorkflowRecord
 from slackbot.replies import Reply, slack_date
 from slackbot.spec import ExtendRequest
-from slackbot.usecases.common import Intake, Invocation, Services
+from slackbot.usecases.common import Intake, Invocation, Services, check_same_environment
 
 
 def plan(services: Services, invocation: Invocation, command: ExtendCommand) -> Intake:
@@ -29,6 +29,7 @@ def plan(services: Services, invocation: Invocation, command: ExtendCommand) -> 
 def _extend(services: Services, invocation: Invocation, name: str, requested: timedelta | None) -> Reply:
     actor, now, policy = invocation.actor, invocation.received_at, services.policy
     env = services.history.environment(name)
+    check_same_environment(invocation, name, env)
     ours = invocation.workflow_name(EXTEND_TEMPLATE)
     earlier = next((e for e in env.extends if e.name == ours), None) if env else None
     if env is not None and earlier is not None:
@@ -65,7 +66,7 @@ def _extend(services: Services, invocation: Invocation, name: str, requested: ti
     if submission.earlier is not None:  # another replica, or this one before a restart, submitted it
         return _answer_earlier(services, invocation, env, submission.earlier, requested)
     services.submitted(invocation, "extend", name, submission, ttl=ttl, expires_at=request.expires_at)
-    buttons = services.buttons(name, env.service, env.created_at, now, request.expires_at)
+    buttons = services.buttons(name, env.create.name, env.service, env.created_at, now, request.expires_at)
     return replies.extended(env, actor.user_id, request.expires_at, ttl, submission, services.links, buttons)
 
 
@@ -95,7 +96,7 @@ def _answer_earlier(
     policy, now = services.policy, invocation.received_at
     ttl = policy.resolve_ttl(policy.rules_for(env.service), requested, topic="extend")
     expires_at = earlier.expires_at or now + ttl
-    buttons = services.buttons(env.name, env.service, env.created_at, now, expires_at)
+    buttons = services.buttons(env.name, env.create.name, env.service, env.created_at, now, expires_at)
     submission = Submission(workflow_name=earlier.name)
     return replies.extended(env, invocation.actor.user_id, expires_at, ttl, submission, services.links, buttons)
 
