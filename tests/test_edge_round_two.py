@@ -36,7 +36,7 @@ def test_an_old_destroy_button_after_a_re_create_is_refused(
     assert bobs_message["response_type"] == "in_channel"
     assert len(destroys(fake_argo)) == 1
 
-    for label in ("Destroy", "Extend +2h"):  # the admin clicks Alice's old message
+    for label in ("Destroy", "Extend +1d"):  # the admin clicks Alice's old message
         _, path = bot.click(alices_message, label, user=ADMIN, channel=CHANNEL, ts="1.1")
         refusal = bot.reply(path)
         assert refusal["response_type"] == "ephemeral"
