@@ -32,6 +32,7 @@ from slackbot.retention import RecordRetention
 from slackbot.spec import Actor
 from slackbot.usecases import create, destroy, extend, listing, status
 from slackbot.usecases.common import Intake, Invocation, Services, Source
+from slackbot.view import EnvironmentView
 
 DUPLICATE_WINDOW = 300.0  # Slack's signature window: a replay older than this fails verification anyway
 
@@ -46,6 +47,7 @@ class EnvBot:
         audit: AuditLog | None = None,
         suffix: RandomSuffix = random_suffix,
         argo_ui_url: str | None = None,
+        view_refresh: float = 0.0,
     ) -> None:
         policy = policy or Policy()
         self.services = Services(
@@ -58,6 +60,7 @@ class EnvBot:
             history=HistoryReader(orchestrator),
             links=Links(argo_ui_url, orchestrator.namespace),
             retention=RecordRetention(orchestrator, policy),
+            view=EnvironmentView(orchestrator, view_refresh),
         )
         self._seen = RecentKeys(DUPLICATE_WINDOW)
 

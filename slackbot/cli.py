@@ -54,7 +54,6 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     mode = args.mode or settings.default_mode
     runtime = Runtime(settings, mode, port=args.port)
-    runtime.verify_records()
     signals = 0
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -68,9 +67,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     runtime.start()
+    runtime.warm_up()
     runtime.wait()
     runtime.stop()
-    return 0
+    return runtime.exit_code
 
 
 def _console(args: argparse.Namespace, settings: Settings) -> int:

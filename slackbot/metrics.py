@@ -29,6 +29,8 @@ GROUP_LOOKUPS = Counter(
     ["result"],
 )
 DUPLICATES = Counter("envbot_duplicates_ignored", "Replayed requests and double clicks that were not processed again.")
+VIEW_AGE = Gauge("envbot_view_age_seconds", "Seconds since the view of environments was last read from Argo.")
+VIEW_REFRESH_FAILURES = Counter("envbot_view_refresh_failures", "Reads of the view of environments that failed.")
 BUILD = Info("envbot_build", "envbot version.")
 BUILD.info({"version": __version__})
 

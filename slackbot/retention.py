@@ -44,6 +44,10 @@ class RecordRetention:
         self._verified = True
         return None
 
+    @property
+    def verified(self) -> bool:
+        return self._verified
+
     def summary(self) -> str:
         kept = f"workflows kept {format_duration(self._shortest)}" if self._shortest else "workflows kept until deleted"
         lifetime = format_duration(self._policy.ttl.lifetime)

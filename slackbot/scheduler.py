@@ -58,20 +58,22 @@ class Scheduler:
             return len(self._pending), self._running
 
     def stop(self, grace: float) -> int:
-        """Stop taking work; tell every queued job that nothing was submitted; give running jobs up to
-        `grace` seconds. Returns how many were still running when the budget ran out."""
+        """Stop taking work; let queued and running jobs finish within `grace` seconds (a rolling update
+        loses no accepted command); then tell every job still queued that nothing was submitted.
+        Returns how many were still running when the budget ran out."""
+        deadline = time.monotonic() + grace
         with self._cond:
             self._accepting = False
+            self._cond.notify_all()
+            while (self._running or self._pending) and time.monotonic() < deadline:
+                self._cond.wait(deadline - time.monotonic())
             unstarted, self._pending = self._pending, []
             metrics.QUEUE_DEPTH.set(0)
             self._cond.notify_all()
+            running = self._running
         for job in unstarted:
             _deliver(job.deliver, RESTARTING)
-        deadline = time.monotonic() + grace
-        with self._cond:
-            while self._running and time.monotonic() < deadline:
-                self._cond.wait(deadline - time.monotonic())
-            return self._running
+        return running
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until nothing is queued or running (True), or the timeout passes (False)."""

@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     # MiB read from one `argo list` at most; lists are parsed as they stream, so this bounds time, not memory.
     argo_output_limit: int = Field(default=512, ge=1, le=4096)
     argo_ui_url: HttpUrl | None = None
+    # Seconds between reads of every envbot workflow for the create view (docs/adr/0010); 0: read per create.
+    env_view_refresh: Seconds = Field(default=30.0, ge=0, le=3600)
     port: int = Field(default=3000, ge=1, le=65535)
     # Probes and metrics on a listener of their own, so a flood of Slack-facing connections can't starve them.
     ops_port: int | None = Field(default=None, ge=0, le=65535)
@@ -80,6 +82,8 @@ class Settings(BaseSettings):
     http_connection_limit: int = Field(default=200, ge=10, le=10000)
     http_idle_timeout: int = Field(default=10, ge=1, le=600)
     shutdown_grace: Seconds = Field(default=20.0, ge=0, le=600)
+    # HTTP mode: after SIGTERM, /readyz fails and requests are still served this long (Service endpoints update).
+    shutdown_drain: Seconds = Field(default=3.0, ge=0, le=120)
     envbot_policy: OptionalPath = None
     envbot_audit_file: OptionalPath = None
     group_cache_seconds: Seconds = Field(default=300.0, ge=0, le=86400)

@@ -28,4 +28,5 @@ def build_bot(
         groups=groups,
         audit=audit or AuditLog(path=settings.envbot_audit_file),
         argo_ui_url=str(settings.argo_ui_url) if settings.argo_ui_url else None,
+        view_refresh=settings.env_view_refresh,
     )

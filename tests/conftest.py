@@ -66,6 +66,7 @@ def make_settings(fake_argo: FakeArgo, fake_slack: FakeSlack, **overrides: Any) 
         "argo_timeout": 10,
         "host": "127.0.0.1",
         "shutdown_grace": 5,
+        "shutdown_drain": 0,
     }
     return Settings(_env_file=None, **(values | overrides))  # type: ignore[call-arg]
 

@@ -251,6 +251,9 @@ def test_odd_headers_cannot_change_how_a_request_is_handled(http_bot: HttpBot, f
 def test_probes_and_unknown_paths(http_bot: HttpBot) -> None:
     health = http_request(f"{http_bot.url}/healthz")
     assert health.status == 200 and health.body == "ok\n"
+    unverified = http_request(f"{http_bot.url}/readyz")  # ready only once the templates are verified
+    assert unverified.status == 503 and unverified.body == "the WorkflowTemplates have not been verified yet\n"
+    http_bot.runtime.verify_records()
     ready = http_request(f"{http_bot.url}/readyz")
     assert ready.status == 200 and ready.body == "ok\n"
     assert http_request(f"{http_bot.url}/nope").status == 404

@@ -81,6 +81,7 @@ def test_readiness_follows_the_socket_and_liveness_does_not(fake_argo, fake_slac
     fake_slack.socket_url = server.url
     runtime = Runtime(make_settings(fake_argo, fake_slack, slack_app_token=APP_TOKEN), mode="socket", port=0)
     runtime.start()
+    runtime.verify_records()
     server.wait_connected()
     url = f"http://127.0.0.1:{runtime.port}"
     assert http_request(f"{url}/readyz").status == 200

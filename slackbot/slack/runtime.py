@@ -1,7 +1,11 @@
 """Runs the Slack app over HTTP (`POST /slack/events`) or Socket Mode, with probes and metrics in both.
 
-Shutdown is bounded: on the first signal the bot stops taking commands, tells every queued one that
-nothing was submitted, and gives running `argo` calls SHUTDOWN_GRACE seconds; then it kills them.
+Start-up opens the port first; the WorkflowTemplates are verified afterwards, and /readyz says ready
+only once they are (then the view of environments starts refreshing). Shutdown drains: on the first
+signal /readyz fails at once, Socket Mode hands its connection back (Slack sends to the other
+replicas), HTTP keeps serving SHUTDOWN_DRAIN seconds while the Service stops routing here, then the
+bot stops taking commands and gives accepted ones SHUTDOWN_GRACE seconds; what is left is told that
+nothing was submitted, and running `argo` calls are killed.
 """
 
 import logging
@@ -36,6 +40,7 @@ log = logging.getLogger(__name__)
 Mode = Literal["http", "socket"]
 # Ack functions only parse and queue; HTTP threads wait for them, so this bounds nothing slow.
 ACK_POOL_SIZE = 32
+VERIFY_RETRY = 5.0  # seconds between attempts to read the WorkflowTemplates at start-up
 
 
 class _SameTokenNotice(logging.Filter):
@@ -79,6 +84,7 @@ class Runtime:
             )
         self._stopping = threading.Event()
         self._stopped = False
+        self.exit_code = 0
         secret = settings.secret("slack_signing_secret") if mode == "http" else ""
         wsgi = SlackHttp(self.app if mode == "http" else None, secret, self.live, self.ready)
         listen_port = settings.port if port is None else port
@@ -111,6 +117,8 @@ class Runtime:
             return False, "Socket Mode is not connected to Slack"
         if shutil.which(self.settings.argo_bin) is None:
             return False, f"ARGO_BIN={self.settings.argo_bin} is not an executable on PATH"
+        if not self.bot.services.retention.verified:
+            return False, "the WorkflowTemplates have not been verified yet"
         return True, "ok"
 
     def verify_records(self) -> None:
@@ -122,6 +130,29 @@ class Runtime:
             return
         if problem is not None:
             raise ConfigError(problem)
+
+    def warm_up(self) -> None:
+        """After start: verify the WorkflowTemplates (then ready), then keep the view of environments fresh.
+        A definite mismatch stops the bot (exit 2); a failed read is retried, unready meanwhile."""
+        threading.Thread(target=self._warm_up, name="envbot-warm-up", daemon=True).start()
+
+    def _warm_up(self) -> None:
+        retention = self.bot.services.retention
+        while not self._stopping.is_set():
+            try:
+                problem = retention.problem()
+            except OrchestratorError as error:
+                log.warning("could not verify the WorkflowTemplates (not ready; retrying): %s", error.user_message)
+                self._stopping.wait(VERIFY_RETRY)
+                continue
+            if problem is not None:
+                log.error("envbot is misconfigured and stops: %s", problem)
+                self.exit_code = 2
+                self.request_stop()
+                return
+            log.info("WorkflowTemplates verified; ready")
+            self.bot.services.view.start()
+            return
 
     def start(self) -> None:
         if self.socket is not None:
@@ -140,6 +171,10 @@ class Runtime:
         self._stopping.set()
         if self.socket is not None:
             self.socket.client.close()
+        elif self.settings.shutdown_drain > 0:
+            log.info("draining: not ready, still serving for %g s", self.settings.shutdown_drain)
+            threading.Event().wait(self.settings.shutdown_drain)
+        self.bot.services.view.stop()
         running = self.scheduler.stop(self.settings.shutdown_grace)
         if running:
             log.warning("%d command(s) still running after SHUTDOWN_GRACE; stopping their argo calls", running)

@@ -23,6 +23,7 @@ from slackbot.policy import Policy, english_list
 from slackbot.replies import Button, Links, Reply
 from slackbot.retention import RecordRetention
 from slackbot.spec import Actor
+from slackbot.view import EnvironmentView
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class Services:
     history: HistoryReader
     links: Links
     retention: RecordRetention
+    view: EnvironmentView
 
     def intake(
         self,

@@ -11,8 +11,9 @@ from slackbot.history import Environment
 from slackbot.names import derive_env_name, derived_suffix
 from slackbot.orchestrator import CREATE_TEMPLATE, Scope, Submission, WorkflowRecord
 from slackbot.replies import Reply
-from slackbot.spec import EnvironmentSpec
+from slackbot.spec import Actor, EnvironmentSpec
 from slackbot.usecases.common import Intake, Invocation, Services
+from slackbot.view import Snapshot
 
 
 def plan(services: Services, invocation: Invocation, command: CreateCommand) -> Intake:
@@ -38,17 +39,16 @@ def _create(
 ) -> Reply:
     actor, now = invocation.actor, invocation.received_at
     services.retention.ensure()
-    mine = services.history.environments(Scope(owner=actor.user_id))
-    # A chosen name may be anyone's; a generated one is fresh unless it is one of the requester's own.
-    existing = services.history.environment(env_name) if named else mine.get(env_name)
-    if existing is not None and existing.create.name == invocation.workflow_name(CREATE_TEMPLATE):
+    snapshot = services.view.snapshot()
+    try:
+        existing = _check(services, invocation, env_name, named, _Known(services, snapshot, actor, env_name))
+    except PolicyDenied:
+        if snapshot is None:
+            raise
+        # The view may be behind Argo (another replica, a failed create): a refusal is confirmed afresh.
+        existing = _check(services, invocation, env_name, named, _Known(services, None, actor, env_name))
+    if existing is not None and _is_this_request(existing, invocation):
         return _answer_earlier(services, invocation, existing.create, service, ttl)
-    _check_name_free(existing, now)
-    _check_quota("You have {n} live environments", services.policy.quotas.per_user, mine.values(), now)
-    per_channel = services.policy.quotas.per_channel
-    if per_channel is not None and actor.channel_id:
-        here = services.history.environments(Scope(channel=actor.channel_id))
-        _check_quota("This channel has {n} live environments", per_channel, here.values(), now)
     spec = EnvironmentSpec(
         env_name=env_name,
         service=service,
@@ -62,6 +62,7 @@ def _create(
     submission = services.orchestrator.create(spec)
     if submission.earlier is not None:  # another replica, or this one before a restart, submitted it
         return _answer_earlier(services, invocation, submission.earlier, service, ttl)
+    services.view.created(spec, submission, now)
     services.submitted(invocation, "create", env_name, submission, ttl=ttl, expires_at=spec.expires_at)
     buttons = services.buttons(env_name, submission.workflow_name, service, now, now, spec.expires_at)
     return replies.created(spec, ttl, submission, services.links, buttons)
@@ -82,6 +83,52 @@ def _answer_earlier(
     now = invocation.received_at
     buttons = services.buttons(spec.env_name, earlier.name, earlier.service, earlier.created_at, now, spec.expires_at)
     return replies.created(spec, ttl, Submission(workflow_name=earlier.name), services.links, buttons)
+
+
+class _Known:
+    """Where a create's checks read from: the view (no argo call), or Argo itself (scoped reads)."""
+
+    def __init__(self, services: Services, snapshot: Snapshot | None, actor: Actor, env_name: str) -> None:
+        self._history = services.history
+        self._snapshot = snapshot
+        self._actor = actor
+        self._env_name = env_name
+
+    def mine(self) -> dict[str, Environment]:
+        if self._snapshot is not None:
+            return self._snapshot.owned_by(self._actor.user_id)
+        return self._history.environments(Scope(owner=self._actor.user_id))
+
+    def named(self) -> Environment | None:
+        if self._snapshot is not None:
+            return self._snapshot.named(self._env_name)
+        return self._history.environment(self._env_name)
+
+    def here(self, channel: str) -> dict[str, Environment]:
+        if self._snapshot is not None:
+            return self._snapshot.in_channel(channel)
+        return self._history.environments(Scope(channel=channel))
+
+
+def _check(services: Services, invocation: Invocation, env_name: str, named: bool, known: _Known) -> Environment | None:
+    """The friendly checks (name free, quotas); returns the ended environment this create replaces."""
+    actor, now = invocation.actor, invocation.received_at
+    mine = known.mine()
+    # A chosen name may be anyone's; a generated one is fresh unless it is one of the requester's own.
+    existing = known.named() if named else mine.get(env_name)
+    if existing is not None and _is_this_request(existing, invocation):
+        return existing  # a duplicate of a request already submitted: answered as the first was
+    _check_name_free(existing, now)
+    _check_quota("You have {n} live environments", services.policy.quotas.per_user, mine.values(), now)
+    per_channel = services.policy.quotas.per_channel
+    if per_channel is not None and actor.channel_id:
+        here = known.here(actor.channel_id)
+        _check_quota("This channel has {n} live environments", per_channel, here.values(), now)
+    return existing
+
+
+def _is_this_request(existing: Environment, invocation: Invocation) -> bool:
+    return existing.create.name == invocation.workflow_name(CREATE_TEMPLATE)
 
 
 def _check_name_free(existing: Environment | None, now: datetime) -> None:

@@ -41,6 +41,7 @@ def _destroy(services: Services, invocation: Invocation, name: str) -> Reply:
     submission = services.orchestrator.destroy(request)
     if submission.earlier is not None:  # another replica, or this one before a restart, submitted it
         return _answer_earlier(services, invocation, env, submission.earlier)
+    services.view.destroyed(request, submission, invocation.received_at)
     services.submitted(invocation, "destroy", name, submission)
     return replies.destroy_submitted(name, actor.user_id, env, submission, services.links)
 

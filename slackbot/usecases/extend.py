@@ -65,6 +65,7 @@ def _extend(services: Services, invocation: Invocation, name: str, requested: ti
     submission = services.orchestrator.extend(request)
     if submission.earlier is not None:  # another replica, or this one before a restart, submitted it
         return _answer_earlier(services, invocation, env, submission.earlier, requested)
+    services.view.extended(request, submission, now)
     services.submitted(invocation, "extend", name, submission, ttl=ttl, expires_at=request.expires_at)
     buttons = services.buttons(name, env.create.name, env.service, env.created_at, now, request.expires_at)
     return replies.extended(env, actor.user_id, request.expires_at, ttl, submission, services.links, buttons)
