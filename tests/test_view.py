@@ -13,6 +13,7 @@ from slackbot.orchestrator import Submission
 from slackbot.spec import EnvironmentSpec
 from slackbot.view import MAX_AGE_FACTOR, EnvironmentView
 from tests.conftest import FakeArgo, HttpBot, argv_params
+from tests.execution_plane import ARGO_NAMESPACE
 
 A, B = "U0AAAAA", "U0BBBBB"
 DEV, QA = "C0DEV", "C0QA"
@@ -111,7 +112,7 @@ def test_what_another_replica_did_is_seen_after_a_refresh(
 
 def test_the_view_is_not_used_before_it_loads_or_once_it_is_too_old(fake_argo: FakeArgo) -> None:
     clock = [1000.0]
-    orchestrator = ArgoCliOrchestrator(str(fake_argo.bin), "argo", 10, ProcessRunner())
+    orchestrator = ArgoCliOrchestrator(str(fake_argo.bin), ARGO_NAMESPACE, 10, ProcessRunner())
     view = EnvironmentView(orchestrator, refresh=30, now=lambda: clock[0])
     assert view.snapshot() is None  # never loaded
     view.refresh()
@@ -141,7 +142,7 @@ def test_an_untrusted_view_reads_argo_afresh(http_bot_factory: Any, fake_argo: F
 
 
 def test_own_submits_are_kept_until_a_read_that_started_after_them(fake_argo: FakeArgo) -> None:
-    orchestrator = ArgoCliOrchestrator(str(fake_argo.bin), "argo", 10, ProcessRunner())
+    orchestrator = ArgoCliOrchestrator(str(fake_argo.bin), ARGO_NAMESPACE, 10, ProcessRunner())
     view = EnvironmentView(orchestrator, refresh=30)
     view.refresh()
     spec = EnvironmentSpec.model_validate(
