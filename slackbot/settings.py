@@ -79,7 +79,10 @@ class Settings(BaseSettings):
     ops_port: int | None = Field(default=None, ge=0, le=65535)
     host: Annotated[str, AfterValidator(_host)] = "0.0.0.0"  # noqa: S104 - the pod's listener, behind a Service
     http_threads: int = Field(default=16, ge=2, le=256)
-    http_connection_limit: int = Field(default=200, ge=10, le=10000)
+    # Connections cost a file descriptor each, not a thread: the limit is high, the per-client limit low.
+    http_connection_limit: int = Field(default=1000, ge=10, le=10000)
+    http_connections_per_client: int = Field(default=64, ge=1, le=10000)
+    http_read_deadline: Seconds = Field(default=5.0, gt=0, le=120)  # whole request, headers and body
     http_idle_timeout: int = Field(default=10, ge=1, le=600)
     shutdown_grace: Seconds = Field(default=20.0, ge=0, le=600)
     # HTTP mode: after SIGTERM, /readyz fails and requests are still served this long (Service endpoints update).

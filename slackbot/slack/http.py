@@ -60,8 +60,10 @@ class SlackHttp:
         live: Probe,
         ready: Probe,
         clock: Callable[[], float] | None = None,
+        probes: bool = True,
     ) -> None:
         self._app = app
+        self._probes = probes  # False on the Slack-facing port when probes have a port of their own
         self._secret = signing_secret.encode()
         self._live = live
         self._ready = ready
@@ -70,6 +72,8 @@ class SlackHttp:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")
+        if not self._probes and path != "/slack/events":
+            return _text(start_response, 404, "Not Found\n")
         if method == "GET" and path in ("/healthz", "/readyz"):
             ok, detail = (self._live if path == "/healthz" else self._ready)()
             return _text(start_response, 200 if ok else 503, f"{detail}\n")

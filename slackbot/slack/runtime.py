@@ -10,6 +10,7 @@ nothing was submitted, and running `argo` calls are killed.
 
 import logging
 import re
+import resource
 import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +42,20 @@ Mode = Literal["http", "socket"]
 # Ack functions only parse and queue; HTTP threads wait for them, so this bounds nothing slow.
 ACK_POOL_SIZE = 32
 VERIFY_RETRY = 5.0  # seconds between attempts to read the WorkflowTemplates at start-up
+OPS_CONNECTION_LIMIT = 100
+OPS_CONNECTIONS_PER_CLIENT = 8
+FDS_KEPT_FREE = 128  # for argo's pipes, Slack calls, logs and the ops port
+
+
+def _connection_limit(wanted: int) -> int:
+    """HTTP_CONNECTION_LIMIT, lowered to what the open-files limit allows (accept() would fail past it)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or wanted <= soft - FDS_KEPT_FREE:
+        return wanted
+    allowed = max(10, soft - FDS_KEPT_FREE)
+    log.warning("HTTP_CONNECTION_LIMIT=%d is above what the open-files limit (%d) allows; using %d",
+                wanted, soft, allowed)  # fmt: skip
+    return allowed
 
 
 class _SameTokenNotice(logging.Filter):
@@ -86,20 +101,31 @@ class Runtime:
         self._stopped = False
         self.exit_code = 0
         secret = settings.secret("slack_signing_secret") if mode == "http" else ""
-        wsgi = SlackHttp(self.app if mode == "http" else None, secret, self.live, self.ready)
+        # With OPS_PORT set, the Slack-facing port serves /slack/events and nothing else.
+        wsgi = SlackHttp(
+            self.app if mode == "http" else None, secret, self.live, self.ready, probes=settings.ops_port is None
+        )
         listen_port = settings.port if port is None else port
+        limit = _connection_limit(settings.http_connection_limit)
         self.server = HttpServer(
             wsgi,
             settings.host,
             listen_port,
             settings.http_threads,
-            settings.http_connection_limit,
+            limit,
             settings.http_idle_timeout,
+            read_deadline=settings.http_read_deadline,
+            per_client=settings.http_connections_per_client,
         )
         self.ops: HttpServer | None = None
         if settings.ops_port is not None:
+            # Probes and scrapes: a few short connections from the kubelet and Prometheus.
             ops = SlackHttp(None, "", self.live, self.ready)
-            self.ops = HttpServer(ops, settings.host, settings.ops_port, 2, 20, settings.http_idle_timeout)
+            self.ops = HttpServer(
+                ops, settings.host, settings.ops_port, threads=2, connection_limit=OPS_CONNECTION_LIMIT,
+                idle_timeout=settings.http_idle_timeout, read_deadline=settings.http_read_deadline,
+                per_client=OPS_CONNECTIONS_PER_CLIENT,
+            )  # fmt: skip
 
     @property
     def port(self) -> int:
@@ -115,8 +141,8 @@ class Runtime:
             return False, "stopping"
         if self.socket is not None and not self.socket.client.is_connected():
             return False, "Socket Mode is not connected to Slack"
-        if shutil.which(self.settings.argo_bin) is None:
-            return False, f"ARGO_BIN={self.settings.argo_bin} is not an executable on PATH"
+        if shutil.which(self.settings.argo_bin) is None:  # the path is for operators: `envbot check` shows it
+            return False, "argo is not installed where envbot looks for it (run `envbot check`)"
         if not self.bot.services.retention.verified:
             return False, "the WorkflowTemplates have not been verified yet"
         return True, "ok"

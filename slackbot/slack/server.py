@@ -1,35 +1,133 @@
-"""The embedded HTTP server: waitress (see docs/adr/0003-http-server.md for why).
+"""The embedded HTTP server: waitress, with a total read deadline and per-client connection limits.
 
-Bounded by settings, not by clients: a fixed number of request threads, a connection limit past
-which it stops accepting, idle connections closed after a few seconds, and bodies over the limit
-refused with 413 before they are read.
+See docs/adr/0003-http-server.md and docs/adr/0012-slow-clients.md. Bounded by settings, not by
+clients: a fixed number of request threads; a connection limit; bodies over the limit refused with
+413 before they are read; and, because waitress's own timeout counts only silence (a client sending
+a byte every few seconds was never closed), two additions here:
+
+- **a total deadline for reading a request**, headers and body: from the moment a connection is
+  accepted (or, on a kept-alive connection, from a request's first byte), the whole request must
+  have arrived within `read_deadline` seconds, or the connection is closed;
+- **a per-client-address connection limit**: connections past `per_client` from one address are
+  closed as soon as they are accepted, so a few hosts can't take the connection limit from everyone.
+
+Reading is done by waitress's single I/O thread (no thread per connection); only complete requests
+reach the request threads, so slow clients cost file descriptors, never threads.
 """
 
+import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from waitress.server import create_server
+from waitress.adjustments import Adjustments
+from waitress.channel import HTTPChannel
+from waitress.server import TcpWSGIServer
+from waitress.task import ThreadedTaskDispatcher
 
 from slackbot.errors import ConfigError
 from slackbot.slack.http import MAX_BODY
 
+log = logging.getLogger(__name__)
+
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+REFUSAL_LOG_INTERVAL = 10.0  # seconds between log lines about refused connections (a flood is one line)
+
+
+class _Channel(HTTPChannel):
+    """A connection that knows since when it has been reading the request it has not finished."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.reading_since: float | None = self.creation_time  # the first request is due from the start
+
+    def received(self, data: bytes) -> bool:
+        if self.request is None and self.reading_since is None:
+            self.reading_since = time.time()
+        result: bool = super().received(data)
+        if self.request is None:  # every byte so far made complete requests
+            self.reading_since = None
+        return result
+
+
+class _GuardedServer(TcpWSGIServer):
+    channel_class = _Channel
+
+    def __init__(self, *args: Any, read_deadline: float, per_client: int, **kwargs: Any) -> None:
+        self.read_deadline = read_deadline
+        self.per_client = per_client
+        self.refused = 0  # connections closed at accept for their address's limit (tests and bench read it)
+        self.timed_out = 0  # connections closed for missing the read deadline
+        self._last_refusal_log = 0.0
+        super().__init__(*args, **kwargs)
+
+    def handle_accept(self) -> None:
+        try:
+            pair = self.accept()
+            if pair is None:
+                return
+            conn, addr = pair
+            self.set_socket_options(conn)
+        except OSError:
+            return  # the client went away before it was accepted
+        client = addr[0] if isinstance(addr, tuple) else str(addr)
+        held = sum(1 for channel in self._channels() if _client(channel) == client)
+        if held >= self.per_client:
+            conn.close()
+            self.refused += 1
+            self._log_refusal(client)
+            return
+        self.channel_class(self, conn, addr, self.adj, map=vars(self)["_map"])
+
+    def _channels(self) -> list[Any]:
+        channels: dict[int, Any] = vars(self)["active_channels"]  # the stubs mistype it
+        return list(channels.values())
+
+    def maintenance(self, now: Any) -> None:
+        super().maintenance(now)  # closes connections idle for longer than channel_timeout
+        cutoff = now - self.read_deadline
+        for channel in self._channels():
+            since = getattr(channel, "reading_since", None)
+            if since is not None and since < cutoff and not channel.requests and not channel.will_close:
+                channel.will_close = True  # the I/O loop closes it
+                self.timed_out += 1
+
+    def _log_refusal(self, client: str) -> None:
+        now = time.monotonic()
+        if now - self._last_refusal_log >= REFUSAL_LOG_INTERVAL:
+            self._last_refusal_log = now
+            log.warning(
+                "refusing connections from %s: it already holds %d (the per-client limit); %d refused so far",
+                client, self.per_client, self.refused,
+            )  # fmt: skip
+
+
+def _client(channel: Any) -> str | None:
+    addr = getattr(channel, "addr", None)
+    return addr[0] if isinstance(addr, tuple) else None
 
 
 class HttpServer:
     def __init__(
-        self, app: WSGIApp, host: str, port: int, threads: int, connection_limit: int, idle_timeout: int
+        self,
+        app: WSGIApp,
+        host: str,
+        port: int,
+        threads: int,
+        connection_limit: int,
+        idle_timeout: int,
+        read_deadline: float = 5.0,
+        per_client: int = 64,
     ) -> None:
         try:
-            self._server = create_server(
-                app,
+            adj = Adjustments(
                 host=host,
                 port=port,
                 threads=threads,
                 connection_limit=connection_limit,
-                channel_timeout=idle_timeout,  # seconds a connection may sit without a request
-                cleanup_interval=max(1, idle_timeout // 5),
+                channel_timeout=idle_timeout,  # seconds a kept-alive connection may sit between requests
+                cleanup_interval=1,  # how often deadlines and idle connections are checked
                 max_request_body_size=MAX_BODY + 1,  # waitress refuses at >= this value
                 max_request_header_size=16 * 1024,
                 backlog=128,
@@ -38,6 +136,12 @@ class HttpServer:
                 clear_untrusted_proxy_headers=True,
                 ident="envbot",
             )
+            dispatcher = ThreadedTaskDispatcher()
+            dispatcher.set_thread_count(adj.threads)
+            self._server: Any = _GuardedServer(
+                app, {}, True, None, dispatcher=dispatcher, adj=adj, sockinfo=adj.listen[0],
+                read_deadline=read_deadline, per_client=per_client,
+            )  # fmt: skip
         except OSError as error:
             raise ConfigError(
                 f"cannot listen on {host}:{port} ({error.strerror}); set PORT (or --port) or HOST"
@@ -48,7 +152,15 @@ class HttpServer:
 
     @property
     def port(self) -> int:
-        return int(self._server.effective_port)  # type: ignore[union-attr]
+        return int(self._server.effective_port)
+
+    @property
+    def refused(self) -> int:
+        return int(self._server.refused)
+
+    @property
+    def timed_out(self) -> int:
+        return int(self._server.timed_out)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._server.run, name="envbot-http", daemon=True)
@@ -63,13 +175,13 @@ class HttpServer:
         server = self._server
 
         def close_everything() -> None:
-            for channel in list(server._map.values()):  # type: ignore[union-attr]
+            for channel in list(server._map.values()):
                 channel.close()
 
         woken = False
         if self._thread is not None and self._thread.is_alive():
             try:  # closing is done on the server's own I/O thread, which the trigger wakes
-                server.trigger.pull_trigger(close_everything)  # type: ignore[union-attr]
+                server.trigger.pull_trigger(close_everything)
                 woken = True
             except OSError:
                 # The wake-up pipe is already closed (its close is guarded, so closing the remaining
