@@ -85,6 +85,7 @@ def closed_by_server(conn: socket.socket) -> bool:
 @pytest.mark.serial
 def test_slow_and_idle_floods_starve_neither_commands_nor_probes(http_bot_factory: Any, flood: Any) -> None:
     bot: HttpBot = http_bot_factory(ops_port=0, http_read_deadline=3, http_connections_per_client=32)
+    bot.runtime.verify_records()  # as `envbot serve` does at start-up: then it is ready
     assert bot.runtime.ops is not None
     ops = f"http://127.0.0.1:{bot.runtime.ops.port}"
     public = flood(bot.runtime.port)
