@@ -135,6 +135,7 @@ def test_create_on_a_fresh_name_builds_the_environment_and_its_guard_rails(plane
         "envbot.dev/env": "checkout-demo",
         "envbot.dev/service": "checkout",
         "envbot.dev/requested-by": "U111AAA",
+        "envbot.dev/channel": "C111AAA",
         "pod-security.kubernetes.io/enforce": "restricted",
         "pod-security.kubernetes.io/warn": "restricted",
         "pod-security.kubernetes.io/audit": "restricted",

@@ -338,6 +338,9 @@ def test_reaper_cron_only_references_its_template_and_the_switch_ships_safe() ->
         "notices": "off",
         "slack_api_url": "https://slack.com/api/",
         "argo_ui_url": "",
+        # The same as the shipped policy's quotas (manifests/bot/policy-configmap.yaml).
+        "max_environments_per_user": "3",
+        "max_environments_per_channel": "20",
     }
     install = (ROOT / "docs/install.md").read_text()
     assert 'reaper_dry_run: "true"' in install and "reaper_dry_run" in (ROOT / "docs/operations.md").read_text()
@@ -436,10 +439,8 @@ def test_each_template_has_its_own_narrow_service_account() -> None:
         for g, r in (("", "resourcequotas"), ("", "limitranges"), ("networking.k8s.io", "networkpolicies"))
         for v in ("get", "create", "patch")
     }
-    assert (
-        rules("envbot-create")
-        == (namespaces - {("", "namespaces", "list"), ("", "namespaces", "delete")}) | guard_rails
-    )
+    # list: counting an owner's or a channel's live environments for the quotas (docs/adr/0011).
+    assert rules("envbot-create") == (namespaces - {("", "namespaces", "delete")}) | guard_rails
     assert rules("envbot-destroy") == {("", "namespaces", "get"), ("", "namespaces", "delete")}
     assert rules("envbot-extend") == {("", "namespaces", "get"), ("", "namespaces", "patch")}
     assert rules("envbot-reaper") == {("", "namespaces", v) for v in ("get", "list", "delete")}

@@ -75,8 +75,18 @@ def assert_refused_before_kubectl(recorder: Recorder, run: Run, message: str = "
 def test_good_values_reach_kubectl_and_a_kubectl_failure_stops_the_script(recorder: Recorder) -> None:
     run = recorder.run(CREATE, **GOOD)
     assert run.returncode != 0
-    assert "could not create namespace checkout-demo: error: recorder kubectl" in run.stderr
-    assert recorder.calls()[0][:2] == ["create", "-f"]
+    # The first call counts the requester's live environments (the quota), and its failure stops everything.
+    assert "could not count the live environments of user U111AAA; nothing was changed: error: recorder" in run.stderr
+    assert recorder.calls() == [
+        [
+            "get",
+            "namespaces",
+            "-l",
+            "app.kubernetes.io/managed-by=envbot,envbot.dev/instance=envbot,envbot.dev/requested-by=U111AAA",
+            "-o",
+            "json",
+        ]
+    ]
     assert "ready" not in run.stdout
 
 
@@ -162,7 +172,7 @@ def test_guard_rail_parameters_are_validated(recorder: Recorder, param: str, val
 def test_consistent_guard_rail_overrides_are_accepted(recorder: Recorder, overrides: dict[str, str]) -> None:
     run = recorder.run(CREATE, **(GOOD | overrides))
     assert recorder.calls(), run.stderr  # validation passed: the script got as far as kubectl
-    assert "could not create namespace" in run.stderr
+    assert "could not count the live environments" in run.stderr
 
 
 def test_expiry_instants_must_be_real_utc_times(recorder: Recorder) -> None:
