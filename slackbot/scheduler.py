@@ -3,6 +3,10 @@
 Each job names the keys it must hold alone (a user's quota, an environment). A job whose keys are
 busy waits in the queue, not in a worker, so one user's burst never holds the workers another
 user's command needs. Keys exist only while held: nothing grows with the names ever seen.
+
+Among the jobs that may run, the next is taken from the person (a `user:` key) whose last job started
+longest ago, oldest first within a person: a flood from one member delays another member's command
+by at most one of the flood's own jobs per worker, whatever the command.
 """
 
 import logging
@@ -26,12 +30,19 @@ class _Job:
     deliver: Deliver
     queued_at: float = field(default_factory=time.monotonic)
 
+    @property
+    def party(self) -> str | None:
+        """Whose job this is (the `user:` key every command holds), for taking turns."""
+        return next((key for key in sorted(self.keys) if key.startswith("user:")), None)
+
 
 class Scheduler:
     def __init__(self, size: int, name: str = "envbot-work") -> None:
         self._cond = threading.Condition()
         self._pending: list[_Job] = []
         self._held: set[str] = set()
+        self._turns = 0
+        self._last_turn: dict[str | None, int] = {}  # parties with jobs queued or running: when they last started
         self._running = 0
         self._accepting = True
         self._threads = [threading.Thread(target=self._loop, name=f"{name}-{i}", daemon=True) for i in range(size)]
@@ -106,11 +117,21 @@ class Scheduler:
                     self._cond.notify_all()
 
     def _next(self) -> _Job | None:
-        """The oldest job whose keys are all free (FIFO among those that may run)."""
+        """Of the jobs whose keys are all free, the oldest of the party whose turn came longest ago."""
+        best: int | None = None
         for index, job in enumerate(self._pending):
-            if not job.keys & self._held:
-                return self._pending.pop(index)
-        return None
+            if job.keys & self._held:
+                continue
+            if best is None or self._last_turn.get(job.party, -1) < self._last_turn.get(self._pending[best].party, -1):
+                best = index
+        if best is None:
+            return None
+        job = self._pending.pop(best)
+        self._turns += 1
+        self._last_turn[job.party] = self._turns
+        waiting = {j.party for j in self._pending} | {job.party}
+        self._last_turn = {party: turn for party, turn in self._last_turn.items() if party in waiting}
+        return job
 
 
 def _deliver(deliver: Deliver, reply: Reply) -> None:

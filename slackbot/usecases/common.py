@@ -82,7 +82,10 @@ class Services:
         keys: tuple[str, ...] = (),
     ) -> Intake:
         guarded = partial(self.guarded, invocation, action, env, work)
-        return Intake(ack=ack, work=guarded, keys=keys)
+        # Every command holds its sender's turn, so one member's flood (of any command) runs one at a time
+        # and the scheduler lets others' commands in between (slackbot/scheduler.py).
+        mine = f"user:{invocation.actor.user_id}"
+        return Intake(ack=ack, work=guarded, keys=keys if mine in keys else (mine, *keys))
 
     def guarded(self, invocation: Invocation, action: str, env: str | None, work: Callable[[], Reply]) -> Reply:
         """Run slow work; turn every failure into a reply, so the follow-up is always delivered."""
