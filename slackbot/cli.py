@@ -15,6 +15,7 @@ from slackbot import __version__, console
 from slackbot.argo_cli import CHILDREN, DryRunRunner
 from slackbot.audit import AuditLog, check_appendable
 from slackbot.errors import ConfigError
+from slackbot.groups import GroupDirectory
 from slackbot.settings import Settings, load_settings
 from slackbot.spec import Actor
 from slackbot.wiring import build_bot
@@ -79,7 +80,7 @@ def _console(args: argparse.Namespace, settings: Settings) -> int:
         check_appendable(settings.envbot_audit_file)
     # On a terminal, audit records would drown the replies: only when asked for.
     audit = AuditLog(path=settings.envbot_audit_file, stream=sys.stderr if args.audit else io.StringIO())
-    bot = build_bot(settings, runner=dry_run, audit=audit)
+    bot = build_bot(settings, runner=dry_run, audit=audit, groups=_console_groups(settings))
     try:
         actor = Actor(user_id=args.user, channel_id=args.channel)
     except ValidationError:
@@ -89,6 +90,17 @@ def _console(args: argparse.Namespace, settings: Settings) -> int:
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 130
+
+
+def _console_groups(settings: Settings) -> GroupDirectory | None:
+    """Run where the bot runs (its pod, with SLACK_BOT_TOKEN), on-call group members act as on-call;
+    without a token nobody is in any group."""
+    if not settings.secret("slack_bot_token"):
+        return None
+    from slackbot.slack.api import web_client  # Slack wiring loads only when there is a token to use
+    from slackbot.slack.groups import SlackGroupDirectory
+
+    return SlackGroupDirectory(web_client(settings), settings.group_cache_seconds)
 
 
 def _check(args: argparse.Namespace, settings: Settings) -> int:

@@ -22,7 +22,15 @@ class PolicyDenied(EnvbotError):
 
 
 class OrchestratorError(EnvbotError):
-    """The execution plane could not take the request (argo missing, refused, timed out...)."""
+    """The execution plane could not take the request (argo missing, refused, timed out...).
+
+    Its message is for operators: it goes to the log, and users get their own words with a reference
+    to it. `maybe_submitted` is set when a submit may have reached the cluster (a timeout, a restart).
+    """
+
+    def __init__(self, user_message: str, maybe_submitted: bool = False) -> None:
+        super().__init__(user_message)
+        self.maybe_submitted = maybe_submitted
 
 
 class ConfigError(EnvbotError):

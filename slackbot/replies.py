@@ -6,7 +6,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from slackbot.clock import rfc3339
 from slackbot.commands import USAGE
 from slackbot.durations import format_duration, format_remaining
 from slackbot.errors import EnvbotError, UsageError
@@ -16,6 +15,7 @@ from slackbot.spec import EnvironmentSpec
 
 Visibility = Literal["ephemeral", "in_channel"]
 LIST_LIMIT = 20
+STATUS_WORKFLOWS = 20  # the create plus the newest 19
 
 
 class Button(BaseModel):
@@ -64,9 +64,10 @@ class Links:
 
 
 def slack_date(moment: datetime) -> str:
-    """A date each reader sees in their own time zone, with the UTC instant as fallback."""
+    """A date each reader sees once, in their own time zone; the UTC instant is the fallback where Slack
+    can't localise it (notifications, the console)."""
     fallback = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}> ({rfc3339(moment)})"
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"
 
 
 def buttons_for(env: str, incarnation: str, extend_choices: Iterable[timedelta]) -> tuple[Button, ...]:
@@ -100,9 +101,10 @@ def help_text(bounds: str, services: Sequence[str] | None) -> Reply:
 
 
 def usage_error(error: UsageError) -> Reply:
+    """One line: the problem, the usage of the command it is about (if any), and where to read more."""
     usage = USAGE.get(error.topic or "")
-    how = f"Usage: `{usage}`" if usage else "Usage:\n" + "\n".join(f"• `{u}`" for u in USAGE.values())
-    return Reply(text=f":warning: {error.user_message}\n{how}", problem=True)
+    how = f" Usage: `{usage}`." if usage else ""
+    return Reply(text=f":warning: {error.user_message}{how} More in `/env help`.", problem=True)
 
 
 def refused(error: EnvbotError) -> Reply:
@@ -114,10 +116,40 @@ def failed(action: str, env_name: str | None, error: EnvbotError) -> Reply:
     return Reply(text=f":x: Could not {action} {subject}: {error.user_message}", problem=True)
 
 
+# What a request that never reached the cluster left unchanged, per action.
+_UNCHANGED = {
+    "create": "Nothing was created.",
+    "extend": "Its expiry was not changed.",
+    "destroy": "Nothing was deleted.",
+}
+_AFTER = {"create": "have been created", "extend": "have been extended", "destroy": "have been deleted"}
+
+
+def unavailable(action: str, env_name: str | None, reference: str, maybe_submitted: bool) -> Reply:
+    """The execution plane could not be asked (or answered unclearly): the operator's detail is in the
+    log under `reference`; the user learns what happened to their request and what to do next."""
+    subject = f"`{env_name}`" if env_name else "environments"
+    ask = f"give the platform team the reference `{reference}`"
+    if maybe_submitted and env_name:
+        return Reply(
+            text=f":warning: I lost track of your request to {action} {subject} part-way, so it may "
+            f"{_AFTER.get(action, 'have happened')} anyway. Check with `/env status {env_name}` in a minute "
+            f"before trying again; if it looks wrong, {ask}.",
+            problem=True,
+        )
+    unchanged = _UNCHANGED.get(action, "")
+    return Reply(
+        text=f":x: I couldn't {action if action in _UNCHANGED else 'look up'} {subject}: envbot couldn't get an "
+        f"answer from the cluster. {unchanged}".rstrip()
+        + f" Try again in a few minutes; if it keeps happening, {ask}.",
+        problem=True,
+    )
+
+
 def internal_error(reference: str) -> Reply:
     return Reply(
-        text=f":x: Something went wrong inside envbot (reference `{reference}`). Nothing more was "
-        "submitted; try again, and give the reference to the platform team if it repeats.",
+        text=f":x: Something went wrong inside envbot (reference `{reference}`). Check `/env list` before "
+        "trying again, and give the reference to the platform team if it repeats.",
         problem=True,
     )
 
@@ -191,7 +223,8 @@ def _announce(submission: Submission, text: str, buttons: tuple[Button, ...]) ->
 def listing(title: str, envs: list[Environment], now: datetime) -> Reply:
     if not envs:
         return Reply(text=f"{title}: none live. Create one with `/env create <service>`.")
-    envs = sorted(envs, key=lambda e: (e.expires_at or datetime.max.replace(tzinfo=UTC), e.name))
+    # Failed creates first (they need attention), then the soonest to expire.
+    envs = sorted(envs, key=lambda e: (not e.create.failed, e.expires_at or datetime.max.replace(tzinfo=UTC), e.name))
     lines = [f"*{title}* ({len(envs)}, soonest expiry first)"]
     lines += [_list_line(env, now) for env in envs[:LIST_LIMIT]]
     if len(envs) > LIST_LIMIT:
@@ -199,13 +232,29 @@ def listing(title: str, envs: list[Environment], now: datetime) -> Reply:
     return Reply(text="\n".join(lines))
 
 
+_WORKFLOW_WORDS = {
+    "create": {"submitted": "submitted", "running": "creating", "ready": "ready", "failed": "create failed"},
+    "extend": {"submitted": "extend submitted", "running": "extending", "ready": "extended", "failed": "extend failed"},
+    "destroy": {
+        "submitted": "destroy submitted", "running": "destroying", "ready": "destroyed", "failed": "destroy failed",
+    },
+}  # fmt: skip
+
+
+def workflow_words(record: WorkflowRecord) -> str:
+    """What a workflow did, in words: `ready` only for a finished create, `extended`/`destroyed` for the others."""
+    return _WORKFLOW_WORDS[record.action][workflow_state(record)]
+
+
 def _list_line(env: Environment, now: datetime) -> str:
     where = f" · <#{env.channel}>" if env.channel else ""
     owner = f" · <@{env.owner}>" if env.owner else ""
-    last = env.last_workflow
-    state = workflow_state(last)
-    doing = state if last.action == "create" else f"{last.action} {state}"
-    return f"• `{env.name}` · {env.service or '?'}{owner}{where} · expires {_expiry(env, now)} · {doing}"
+    if env.state(now) == "failed":
+        return f"• :x: `{env.name}` · {env.service or '?'}{owner}{where} · create failed: see `/env status {env.name}`"
+    return (
+        f"• `{env.name}` · {env.service or '?'}{owner}{where} · expires {_expiry(env, now)} · "
+        f"{workflow_words(env.last_workflow)}"
+    )
 
 
 def _expiry(env: Environment, now: datetime) -> str:
@@ -227,7 +276,14 @@ def status(env: Environment, details: dict[str, WorkflowDetail], now: datetime, 
         else "No expiry recorded",
         "*Workflows*",
     ]
-    lines += [_workflow_line(record, details.get(record.name), links) for record in env.workflows]
+    # The create and the newest ones: a message holds at most 50 blocks, and nobody reads 350 lines.
+    shown = env.workflows if len(env.workflows) <= STATUS_WORKFLOWS else (
+        env.workflows[:1] + env.workflows[-(STATUS_WORKFLOWS - 1) :]
+    )  # fmt: skip
+    lines += [_workflow_line(record, details.get(record.name), links) for record in shown[:1]]
+    if len(shown) < len(env.workflows):
+        lines.append(f"• …{len(env.workflows) - len(shown)} earlier workflows not shown")
+    lines += [_workflow_line(record, details.get(record.name), links) for record in shown[1:]]
     return Reply(text="\n".join(lines))
 
 
@@ -242,8 +298,8 @@ _STATE_WORDS = {
 
 def _workflow_line(record: WorkflowRecord, detail: WorkflowDetail | None, links: Links) -> str:
     by = f" by <@{record.requested_by}>" if record.requested_by else ""
-    until = f", to {rfc3339(record.expires_at)}" if record.action == "extend" and record.expires_at else ""
-    line = f"• {record.action}{until}{by}: {links.workflow(record.name)} · {workflow_state(record)}"
+    until = f", to {slack_date(record.expires_at)}" if record.action == "extend" and record.expires_at else ""
+    line = f"• {record.action}{until}{by}: {links.workflow(record.name)} · {workflow_words(record)}"
     if detail is not None and detail.failed_step is not None:
         line += f"\n    step `{detail.failed_step.name}` failed: {detail.failed_step.message[:300]}"
     elif record.failed and record.message:

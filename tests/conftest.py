@@ -3,6 +3,7 @@
 import itertools
 import json
 import os
+import re
 import time
 import urllib.error
 import urllib.request
@@ -258,3 +259,18 @@ def argv_params(argv: list[str]) -> dict[str, str]:
 def argv_labels(argv: list[str]) -> dict[str, str]:
     value = argv[argv.index("-l") + 1]
     return dict(term.split("=", 1) for term in value.split(","))
+
+
+OPERATOR_WORDS = ("argo", "ARGO_", "workflow list", "namespace", "RBAC", "kubectl", "WorkflowTemplate")
+
+
+def operator_detail(caplog: pytest.LogCaptureFixture, reply: dict[str, Any]) -> str:
+    """A failure reply in the user's words quotes a reference; the operator's detail is the log line that
+    carries the same reference. Returns that line (and checks the reply says none of it)."""
+    text = reply["text"]
+    match = re.search(r"reference `([0-9a-f]{8})`", text)
+    assert match, text
+    assert not [w for w in OPERATOR_WORDS if w in text], text
+    found = [r.getMessage() for r in caplog.records if f"reference {match.group(1)}" in r.getMessage()]
+    assert found, f"no log line for reference {match.group(1)}"
+    return found[0]

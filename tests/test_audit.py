@@ -43,7 +43,7 @@ def audited(http_bot_factory: Any, fake_slack: Any, tmp_path: Path) -> tuple[Htt
 
 def run(bot: HttpBot, text: str, user: str = "U0OWNER1") -> dict[str, Any]:
     ack, path = bot.command(text, user=user)
-    return ack.json() if "Usage" in ack.body or "gives you" in ack.body else bot.reply(path)
+    return ack.json() if "More in `/env help`" in ack.body or "gives you" in ack.body else bot.reply(path)
 
 
 def test_every_decision_writes_one_record(audited: tuple[HttpBot, Path], capfd: Any) -> None:

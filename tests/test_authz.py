@@ -84,7 +84,7 @@ def test_admin_and_oncall_member_may_destroy_anyones(bot: HttpBot, fake_argo: An
 
 def test_unknown_environment_only_privileged_may_destroy(bot: HttpBot, fake_argo: Any) -> None:
     reply = destroy(bot, "never-made", STRANGER)
-    assert "envbot has no record of creating `never-made`" in reply["text"]
+    assert "There is no environment called `never-made`." in reply["text"]
     assert destroy_submits(fake_argo) == []
     assert destroy(bot, "never-made", ADMIN)["response_type"] == "in_channel"
 

@@ -176,3 +176,22 @@ def test_an_unreachable_slack_is_one_line_and_nothing_else(tmp_path: Path) -> No
     assert result.stderr.splitlines() == [
         f"envbot: Could not reach Slack at SLACK_API_URL={api} to check SLACK_BOT_TOKEN (URLError)."
     ]
+
+
+def test_the_console_in_the_pod_lets_oncall_group_members_act(
+    tmp_path: Path, fake_argo: FakeArgo, fake_slack: FakeSlack
+) -> None:
+    """Run where the bot runs (SLACK_BOT_TOKEN set), on-call membership comes from Slack, as in Slack."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("oncall_groups: [S0ONCALL]\n")
+    fake_slack.groups["S0ONCALL"] = ["U0ONCALL"]
+    env = {"ARGO_BIN": str(fake_argo.bin), "ENVBOT_POLICY": str(policy)}
+    created = envbot("console", "--user", "U0OWNER", "create checkout name=co-oncall", env=env, cwd=tmp_path)
+    assert created.returncode == 0, created.stdout + created.stderr
+    offline = envbot("console", "--user", "U0ONCALL", "destroy co-oncall", env=env, cwd=tmp_path)
+    assert offline.returncode == 1 and "Only the owner @U0OWNER" in offline.stdout  # no token: no groups
+    in_pod = env | {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_API_URL": fake_slack.api_url}
+    destroyed = envbot("console", "--user", "U0ONCALL", "destroy co-oncall", env=in_pod, cwd=tmp_path)
+    assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
+    assert "requested destroy of environment `co-oncall`" in destroyed.stdout
+    assert fake_slack.requests("/api/usergroups.users.list")[0].body["usergroup"] == "S0ONCALL"

@@ -62,7 +62,11 @@ def test_history_editing_ctrl_c_and_exit(terminal: Terminal) -> None:
     terminal.type("destroy tty-1\x7f\x7f\x7f\x7f\x7fx\x7f" + "tty-1\r")  # editing: rub out and retype
     terminal.read_until("requested destroy of environment `tty-1`")
     terminal.read_until("envbot> ")
-    terminal.type("half a line\x03")  # Ctrl-C drops the line, no traceback
+    # Ctrl-C drops the line, no traceback. Typed only once readline has echoed the line back: then it
+    # is editing it (not between prompts), whatever the machine's load.
+    terminal.type("half a line")
+    terminal.read_until("half a line")
+    terminal.type("\x03")
     terminal.read_until("^C")
     terminal.read_until("envbot> ")
     terminal.type("exit\r")

@@ -18,7 +18,16 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.conftest import BOT_TOKEN, SIGNING_SECRET, FakeArgo, HttpBot, alive, argv_params, http_request
+from tests.conftest import (
+    BOT_TOKEN,
+    SIGNING_SECRET,
+    FakeArgo,
+    HttpBot,
+    alive,
+    argv_params,
+    http_request,
+    operator_detail,
+)
 from tests.fakes.slack_api import FakeSlack
 from tests.test_socket_mode import envelope
 
@@ -247,7 +256,7 @@ def test_argo_gets_no_slack_secret_and_token_shaped_text_is_redacted(
     output = capfd.readouterr()
     for place in (json.dumps(reply), caplog.text, output.out, output.err, (tmp_path / "audit.jsonl").read_text()):
         assert BOT_TOKEN not in place
-    assert "[redacted]" in reply["text"]
+    assert "[redacted]" in operator_detail(caplog, reply)  # the detail, redacted, is in the log only
 
 
 def test_an_audit_file_that_stops_working_costs_no_reply(
@@ -339,7 +348,8 @@ def test_sigterm_with_a_hung_argo_and_queued_work_is_bounded(
     queued = fake_slack.wait_for("/response/queued")[0].body
     assert "envbot is restarting; nothing was submitted" in queued["text"]
     hung = fake_slack.wait_for("/response/hung")[0].body
-    assert "envbot restarted while argo was running" in hung["text"]
+    # It was reading (not yet submitting) when stopped: nothing was created, and the user hears that.
+    assert "I couldn't create `hung`" in hung["text"] and "Nothing was created." in hung["text"]
     assert not any(alive(pid) for pid in fake_argo.pids())
     assert len(fake_argo.submits()) == 1 and fake_argo.workflows() == []  # the hung one, killed; nothing created
 

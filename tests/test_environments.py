@@ -12,7 +12,7 @@ import pytest
 import yaml
 from freezegun import freeze_time
 
-from tests.conftest import ROOT, FakeArgo, HttpBot, argv_labels, argv_params, button
+from tests.conftest import ROOT, FakeArgo, HttpBot, argv_labels, argv_params, button, operator_detail
 from tests.execution_plane import ARGO_NAMESPACE
 
 T0 = datetime(2026, 11, 28, 11, tzinfo=UTC)
@@ -135,7 +135,7 @@ def test_extend_moves_the_expiry_and_the_environment_stays_counted(bot: HttpBot,
     reply = run(bot, "extend ext-demo ttl=4h", user=A, when=timedelta(minutes=30))
     assert reply["response_type"] == "in_channel"
     assert "<@U0AAAAA> extended `ext-demo` by 4h from now." in reply["text"]
-    assert "2026-11-28T15:30:00Z" in reply["text"]
+    assert "|2026-11-28 15:30 UTC>" in reply["text"]
     extend = fake_argo.submits()[-1]
     assert extend[:3] == ["submit", "--from", "workflowtemplate/env-extend-template"]
     assert argv_params(extend) == {
@@ -167,7 +167,7 @@ def test_extend_moves_the_expiry_and_the_environment_stays_counted(bot: HttpBot,
     assert argv_labels(fake_argo.submits()[-1])["envbot.dev/after"] != create
     fake_argo.set_phase(second, "Failed", node_message="envbot: environment ext-demo is being deleted")
     status = run(bot, "status ext-demo", user=C, when=timedelta(hours=2))
-    assert "Expires <!date^" in status["text"] and "2026-11-28T15:30:00Z" in status["text"]
+    assert "Expires <!date^" in status["text"] and "|2026-11-28 15:30 UTC>" in status["text"]
     assert "step `extend` failed: envbot: environment ext-demo is being deleted" in status["text"]
 
 
@@ -180,7 +180,7 @@ def test_extend_is_bounded_by_the_lifetime_and_by_who_may_act(
     )
     run(bot, "create checkout ttl=4h name=bounded", user=A)
     too_long = run(bot, "extend bounded ttl=1d", user=A, when=timedelta(hours=2))
-    assert "`bounded` may live until" in too_long["text"] and "2026-11-29T11:00:00Z" in too_long["text"]
+    assert "`bounded` may live until" in too_long["text"] and "|2026-11-29 11:00 UTC>" in too_long["text"]
     assert "the most you can ask for now is ttl=22h" in too_long["text"]
     stranger = run(bot, "extend bounded ttl=2h", user=C, when=timedelta(hours=2))
     assert "Only the owner <@U0AAAAA> or admins (<@U0ADMIN1>) may act on `bounded`" in stranger["text"]
@@ -190,10 +190,10 @@ def test_extend_is_bounded_by_the_lifetime_and_by_who_may_act(
 
 
 def test_extend_refuses_what_it_cannot_extend(bot: HttpBot, fake_argo: FakeArgo) -> None:
-    assert "no record of `ghost`" in run(bot, "extend ghost", user=A)["text"]
+    assert "There is no environment called `ghost`. You have none" in run(bot, "extend ghost", user=A)["text"]
     run(bot, "create checkout ttl=15m name=brief", user=A)
     expired = run(bot, "extend brief", user=A, when=timedelta(hours=1))
-    assert "`brief` expired" in expired["text"] and "2026-11-28T11:15:00Z" in expired["text"]
+    assert "`brief` expired" in expired["text"] and "|2026-11-28 11:15 UTC>" in expired["text"]
     run(bot, "create checkout name=gone", user=A)
     run(bot, "destroy gone", user=A)
     assert "`gone` was destroyed by <@U0AAAAA>" in run(bot, "extend gone", user=A)["text"]
@@ -230,11 +230,14 @@ def test_same_second_destroy_and_re_create_are_ordered_by_facts(
 
 
 @pytest.mark.parametrize("mode", ["empty", "null", "object", "garbage"])
-def test_history_that_is_not_a_list_of_workflows_fails_closed(bot: HttpBot, fake_argo: FakeArgo, mode: str) -> None:
+def test_history_that_is_not_a_list_of_workflows_fails_closed(
+    bot: HttpBot, fake_argo: FakeArgo, mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
     bot.runtime.verify_records()
     fake_argo.configure(**(fake_argo.config() | {"modes": {"list": mode}}))
     reply = run(bot, "create checkout name=unsure", user=A)
-    assert "not a JSON list of workflows" in reply["text"] and "did nothing" in reply["text"]
+    assert "not a JSON list of workflows" in operator_detail(caplog, reply)
+    assert "I couldn't create `unsure`" in reply["text"] and "Nothing was created." in reply["text"]
     assert reply["response_type"] == "ephemeral"
     assert fake_argo.submits() == []
 
@@ -260,7 +263,7 @@ def test_a_create_costs_two_argo_calls_whatever_the_history(bot: HttpBot, fake_a
 
 
 def test_records_that_would_not_outlive_their_environments_stop_creates(
-    http_bot_factory: Any, fake_argo: FakeArgo, tmp_path: Path
+    http_bot_factory: Any, fake_argo: FakeArgo, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     templates = tmp_path / "templates"
     shutil.copytree(ROOT / "argo/workflowtemplates", templates)
@@ -269,9 +272,10 @@ def test_records_that_would_not_outlive_their_environments_stop_creates(
     fake_argo.configure(templates_dir=str(templates))
     bot = http_bot_factory()
     reply = run(bot, "create checkout", user=A)
-    assert "envbot is misconfigured, so nothing was submitted" in reply["text"]
-    assert "WorkflowTemplate env-extend-template keeps its workflows 3d" in reply["text"]
-    assert "ttl.lifetime" in reply["text"]
+    assert "Nothing was created." in reply["text"]
+    detail = operator_detail(caplog, reply)
+    assert "envbot is misconfigured, so nothing was submitted" in detail
+    assert "WorkflowTemplate env-extend-template keeps its workflows 3d" in detail and "ttl.lifetime" in detail
     assert fake_argo.submits() == []
 
 
@@ -290,10 +294,13 @@ def test_status_shows_every_workflow_with_links_and_why_one_failed(bot: HttpBot,
         f"• create by <@U0AAAAA>: <https://argo.example.com/workflows/{ARGO_NAMESPACE}/{create}|{create}> · ready"
         in text
     )
-    assert f"<https://argo.example.com/workflows/{ARGO_NAMESPACE}/{extend}|{extend}> · failed" in text
+    assert f"<https://argo.example.com/workflows/{ARGO_NAMESPACE}/{extend}|{extend}> · extend failed" in text
     assert "step `extend` failed: envbot: namespace st-demo is still being deleted; try again" in text
     assert ["get", extend, "-n", ARGO_NAMESPACE, "-o", "json"] in fake_argo.calls()
-    assert "no record of `nope`" in run(bot, "status nope", user=B)["text"]
+    assert "There is no environment called `nope`" in run(bot, "status nope", user=B)["text"]
+    # A typo among one's own: the near match, not a permissions lecture.
+    typo = run(bot, "destroy st-dmeo", user=A, when=timedelta(minutes=20))
+    assert typo["text"] == ":no_entry: There is no environment called `st-dmeo`. Did you mean `st-demo`?"
 
 
 def test_buttons_go_through_the_same_path_and_a_double_click_submits_once(bot: HttpBot, fake_argo: FakeArgo) -> None:

@@ -158,7 +158,7 @@ def test_expires_at_is_now_plus_ttl_in_whole_utc_seconds() -> None:
     submit = next(argv for argv in runner.argvs if "submit" in argv)
     assert "expires_at=2026-11-28T15:00:00Z" in submit
     assert "env_name=checkout-abcde" in submit
-    assert "2026-11-28T15:00:00Z" in replies[-1].text
+    assert "|2026-11-28 15:00 UTC>" in replies[-1].text
 
 
 @freeze_time("2026-11-28T23:50:00Z")

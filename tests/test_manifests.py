@@ -512,6 +512,8 @@ def test_shipped_policy_example_is_valid(tmp_path: Path) -> None:
     policy = load_policy(path)
     assert policy.services and "checkout" in policy.services
     assert policy.oncall_groups and policy.admins
+    # Every description survives YAML whole (an unquoted " #" would start a comment and cut it).
+    assert policy.services["payments"].description == "Payments service (only from #payments-dev)"
     documented = (ROOT / "docs/policy.example.yaml").read_text()
     assert documented.split("\n", 1)[1] == configmap["data"]["policy.yaml"], "docs example and ConfigMap differ"
 

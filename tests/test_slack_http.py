@@ -12,7 +12,16 @@ from freezegun import freeze_time
 from slack_sdk.signature import SignatureVerifier
 
 from slackbot.idempotency import request_key
-from tests.conftest import ROOT, SIGNING_SECRET, HttpBot, alive, argv_labels, argv_params, http_request
+from tests.conftest import (
+    ROOT,
+    SIGNING_SECRET,
+    HttpBot,
+    alive,
+    argv_labels,
+    argv_params,
+    http_request,
+    operator_detail,
+)
 from tests.execution_plane import ARGO_NAMESPACE
 
 FROZEN = "2026-11-28T11:00:00Z"
@@ -71,7 +80,8 @@ def test_create_acks_at_once_then_posts_the_workflow_name_in_channel(http_bot: H
     assert "`checkout-demo`" in reply["text"] and "`checkout`" in reply["text"]
     epoch = int(datetime(2026, 11, 28, 15, tzinfo=UTC).timestamp())
     assert f"<!date^{epoch}^" in reply["text"]
-    assert "2026-11-28T15:00:00Z" in reply["text"]
+    assert "|2026-11-28 15:00 UTC>." in reply["text"]  # the date once, localised by Slack (UTC as fallback)
+    assert "2026-11-28T15:00:00Z" not in reply["text"]
 
 
 def test_create_without_name_derives_one_from_the_service(http_bot: HttpBot, fake_argo) -> None:
@@ -136,32 +146,34 @@ def test_help_and_bad_input_answer_in_the_ack_and_run_nothing(http_bot: HttpBot,
         body = ack.json()
         assert body["response_type"] == "ephemeral", text
         assert expected in body["text"], (text, body["text"])
-        if "gives you" not in expected:
-            assert "Usage" in body["text"], text
+        if "gives you" not in expected:  # one line, and where to read more
+            assert "\n" not in body["text"] and body["text"].endswith("More in `/env help`."), text
     time.sleep(0.3)
     assert fake_argo.calls() == []
     assert not [r for r in http_bot.slack.received if r.path.startswith("/response/")]
 
 
-def test_missing_template_is_explained_and_the_bot_keeps_serving(http_bot: HttpBot, fake_argo) -> None:
+def test_missing_template_is_explained_and_the_bot_keeps_serving(http_bot: HttpBot, fake_argo, caplog) -> None:
     fake_argo.configure(templates_dir="/nonexistent")
     _, path = http_bot.command("create checkout")
     reply = http_bot.reply(path)
     assert reply["response_type"] == "ephemeral"
-    assert f"WorkflowTemplate env-create-template is not installed in namespace {ARGO_NAMESPACE}" in reply["text"]
+    assert "Nothing was created. Try again in a few minutes" in reply["text"]
+    detail = operator_detail(caplog, reply)
+    assert f"WorkflowTemplate env-create-template is not installed in namespace {ARGO_NAMESPACE}" in detail
     assert "Traceback" not in reply["text"]
     fake_argo.configure()
     _, path = http_bot.command("create checkout")
     assert http_bot.reply(path)["response_type"] == "in_channel"
 
 
-def test_wrong_namespace_reads_as_template_missing(http_bot_factory, fake_argo) -> None:
+def test_wrong_namespace_reads_as_template_missing(http_bot_factory, fake_argo, caplog) -> None:
     bot = http_bot_factory(argo_namespace="workflows")
     _, path = bot.command("create checkout")
-    assert "not installed in namespace workflows" in bot.reply(path)["text"]
+    assert "not installed in namespace workflows" in operator_detail(caplog, bot.reply(path))
 
 
-def test_invalid_argument_is_reported_by_its_code(http_bot: HttpBot, fake_argo, tmp_path) -> None:
+def test_invalid_argument_is_reported_by_its_code(http_bot: HttpBot, fake_argo, tmp_path, caplog) -> None:
     templates = tmp_path / "templates"
     shutil.copytree(ROOT / "argo/workflowtemplates", templates)
     text = (ROOT / "argo/workflowtemplates/env-create-template.yaml").read_text()
@@ -171,41 +183,44 @@ def test_invalid_argument_is_reported_by_its_code(http_bot: HttpBot, fake_argo, 
     fake_argo.configure(templates_dir=str(templates))
     _, path = http_bot.command("create checkout")
     reply = http_bot.reply(path)
-    assert "Argo refused the request as invalid: spec.arguments.team.value or" in reply["text"]
-    assert reply["response_type"] == "ephemeral"
+    assert "Argo refused the request as invalid: spec.arguments.team.value or" in operator_detail(caplog, reply)
+    assert "Nothing was created." in reply["text"] and reply["response_type"] == "ephemeral"
 
 
-def test_argo_failures_become_plain_language(http_bot: HttpBot, fake_argo) -> None:
-    expectations = {
-        "empty": "printed nothing",
-        "garbage": "printed output that is not a workflow name",
-        "unavailable": "could not reach the cluster",
-        "forbidden": "(RBAC)",
+def test_argo_failures_become_plain_language(http_bot: HttpBot, fake_argo, caplog) -> None:
+    expectations = {  # the operator's detail in the log; what happened to the request in the reply
+        "empty": ("printed nothing", "it may have been created anyway. Check with `/env status checkout-empty`"),
+        "garbage": ("printed output that is not a workflow name", "it may have been created anyway"),
+        "unavailable": ("could not reach the cluster", "Nothing was created."),
+        "forbidden": ("(RBAC)", "Nothing was created."),
     }
-    for mode, expected in expectations.items():
+    for mode, (detail, words) in expectations.items():
         fake_argo.configure(modes={"submit": mode})
         _, path = http_bot.command(f"create checkout name=checkout-{mode}")
         reply = http_bot.reply(path)
-        assert expected in reply["text"], (mode, reply["text"])
+        assert detail in operator_detail(caplog, reply), mode
+        assert words in reply["text"], (mode, reply["text"])
         assert reply["response_type"] == "ephemeral"
         assert "Traceback" not in reply["text"] and "xoxb" not in reply["text"]
         http_bot.slack.received.clear()
 
 
-def test_missing_argo_binary(http_bot_factory) -> None:
+def test_missing_argo_binary(http_bot_factory, caplog) -> None:
     bot = http_bot_factory(argo_bin="/nonexistent/argo")
     _, path = bot.command("create checkout")
     reply = bot.reply(path)
-    assert "The argo CLI was not found (ARGO_BIN=/nonexistent/argo)" in reply["text"]
+    assert "The argo CLI was not found (ARGO_BIN=/nonexistent/argo)" in operator_detail(caplog, reply)
 
 
-def test_hanging_argo_is_killed_after_the_timeout(http_bot_factory, fake_argo) -> None:
+def test_hanging_argo_is_killed_after_the_timeout(http_bot_factory, fake_argo, caplog) -> None:
     bot = http_bot_factory(argo_timeout=1)
     fake_argo.configure(mode="hang")
     ack, path = bot.command("create checkout")
     assert ack.status == 200
     reply = bot.reply(path)
-    assert "did not answer within 1 s and was stopped" in reply["text"]
+    assert "did not answer within 1 s and was stopped" in operator_detail(caplog, reply)
+    # What timed out was a read before any submit: the user hears that nothing was created, not "maybe".
+    assert "Nothing was created. Try again in a few minutes" in reply["text"] and "may have" not in reply["text"]
     for pid in fake_argo.pids():
         assert not alive(pid), "the argo process was left running"
     fake_argo.configure()

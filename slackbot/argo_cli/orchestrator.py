@@ -128,7 +128,8 @@ class ArgoCliOrchestrator:
             shown = "nothing" if not name else "output that is not a workflow name"
             raise OrchestratorError(
                 f"argo exited successfully but printed {shown}, so I can't tell which workflow "
-                f"was submitted. Check with `argo list -n {self.namespace} -l {LABEL_ENV}={env}` before retrying."
+                f"was submitted. Check with `argo list -n {self.namespace} -l {LABEL_ENV}={env}` before retrying.",
+                maybe_submitted=True,
             )
         return Submission(workflow_name=name, dry_run=self.dry_run)
 
@@ -197,7 +198,11 @@ class ArgoCliOrchestrator:
             result = self.runner(argv, self.timeout, on_stdout)
         except BaseException as error:
             metrics.argo_call(verb, time.monotonic() - started, ok=False)
-            raise self._start_failure(error) from None
+            failure = self._start_failure(error)
+            if verb == "submit" and isinstance(failure, OrchestratorError):
+                # Stopped mid-submit: the workflow may exist. Anything else failed before argo submitted.
+                failure.maybe_submitted = isinstance(error, (subprocess.TimeoutExpired, Interrupted))
+            raise failure from None
         metrics.argo_call(verb, time.monotonic() - started, ok=result.returncode == 0)
         if result.returncode != 0 and check:
             raise OrchestratorError(self._explain(result, template))

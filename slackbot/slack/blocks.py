@@ -27,11 +27,18 @@ class Click:
     incarnation: str
 
 
+MESSAGE_BLOCKS = 50  # Slack's limit per message (the SDK does not check it)
+CUT = "_…(cut: too long for one Slack message)_"
+
+
 def message(reply: Reply) -> dict[str, Any]:
-    """The body for ack(), respond() or chat.postMessage."""
-    blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": part}} for part in _sections(reply.text)
-    ]
+    """The body for ack(), respond() or chat.postMessage: at most Slack's 50 blocks (the text is cut, and
+    says so, rather than the message refused)."""
+    parts = _sections(reply.text)
+    room = MESSAGE_BLOCKS - (1 if reply.buttons else 0)
+    if len(parts) > room:
+        parts = [*parts[: room - 1], CUT]
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": part}} for part in parts]
     if reply.buttons:
         blocks.append({"type": "actions", "elements": [_button(b, i) for i, b in enumerate(reply.buttons)]})
     return {"text": reply.text[:3900], "blocks": blocks, "response_type": reply.visibility}

@@ -1,5 +1,6 @@
 """What every use case shares: the services, the invocation, authorization, audit, and failure handling."""
 
+import difflib
 import logging
 import secrets
 from collections.abc import Callable
@@ -13,12 +14,12 @@ from slackbot.audit import AuditLog, AuditRecord, Decision, Outcome
 from slackbot.clock import Clock
 from slackbot.commands import redact
 from slackbot.durations import format_duration
-from slackbot.errors import EnvbotError, PolicyDenied
+from slackbot.errors import EnvbotError, OrchestratorError, PolicyDenied
 from slackbot.groups import GroupDirectory, GroupLookupError
 from slackbot.history import Environment, HistoryReader
 from slackbot.idempotency import RequestKey, workflow_name
 from slackbot.names import RandomSuffix
-from slackbot.orchestrator import EnvironmentOrchestrator, Submission, WorkflowRecord
+from slackbot.orchestrator import EnvironmentOrchestrator, Scope, Submission, WorkflowRecord
 from slackbot.policy import Policy, english_list
 from slackbot.replies import Button, Links, Reply
 from slackbot.retention import RecordRetention
@@ -94,6 +95,14 @@ class Services:
         except PolicyDenied as error:
             self.record(invocation, action, "refused", reason=error.user_message, env=env)
             reply = replies.refused(error)
+        except OrchestratorError as error:
+            reference = secrets.token_hex(4)
+            log.warning("%s %s failed (reference %s): %s", action, env or "", reference, error.user_message)
+            self.record(
+                invocation, action, "allowed", reason=f"{error.user_message} (reference {reference})", env=env,
+                outcome="failed",
+            )  # fmt: skip
+            reply = replies.unavailable(action, env, reference, error.maybe_submitted)
         except EnvbotError as error:
             self.record(invocation, action, "allowed", reason=error.user_message, env=env, outcome="failed")
             reply = replies.failed(action, env, error)
@@ -139,6 +148,21 @@ class Services:
     def elapsed(self, invocation: Invocation) -> float:
         """Seconds since the command arrived, by the injected clock (so tests can pin it)."""
         return max(0.0, (self.clock() - invocation.received_at).total_seconds())
+
+    def unknown(self, actor: Actor, name: str) -> PolicyDenied:
+        """No environment of that name: say so (not a permissions problem), with near matches among the
+        user's own environments, so a typo reads like a typo."""
+        mine = self.history.environments(Scope(owner=actor.user_id), view=True)
+        names = sorted(n for n, env in mine.items() if env.state(self.clock()) in ("live", "failed"))
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+        if close:
+            hint = " Did you mean " + english_list([f"`{n}`" for n in close], "or") + "?"
+        elif names:
+            shown = ", ".join(f"`{n}`" for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            hint = f" Yours: {shown}."
+        else:
+            hint = " You have none; `/env list all` shows everyone's."
+        return PolicyDenied(f"There is no environment called `{name}`.{hint}")
 
     def authorize(self, actor: Actor, env_name: str, owner: str | None) -> None:
         """Owners, admins and members of the on-call groups may act on an environment."""

@@ -34,8 +34,9 @@ def _extend(services: Services, invocation: Invocation, name: str, requested: ti
     earlier = next((e for e in env.extends if e.name == ours), None) if env else None
     if env is not None and earlier is not None:
         return _answer_earlier(services, invocation, env, earlier, requested)
+    if env is None:
+        raise services.unknown(actor, name)
     _check_extendable(env, name, now)
-    assert env is not None
     services.authorize(actor, name, env.owner)
     ttl = policy.resolve_ttl(policy.rules_for(env.service), requested, topic="extend")
     expires_at = now + ttl
@@ -102,9 +103,7 @@ def _answer_earlier(
     return replies.extended(env, invocation.actor.user_id, expires_at, ttl, submission, services.links, buttons)
 
 
-def _check_extendable(env: Environment | None, name: str, now: datetime) -> None:
-    if env is None:
-        raise PolicyDenied(f"envbot has no record of `{name}`, so there is nothing to extend. See `/env list`.")
+def _check_extendable(env: Environment, name: str, now: datetime) -> None:
     state = env.state(now)
     if state in ("destroyed", "destroying"):
         who = f" by <@{env.destroy.requested_by}>" if env.destroy and env.destroy.requested_by else ""

@@ -2,7 +2,7 @@
 
 from slackbot import replies
 from slackbot.commands import StatusCommand
-from slackbot.errors import EnvbotError, PolicyDenied
+from slackbot.errors import EnvbotError
 from slackbot.orchestrator import WorkflowDetail
 from slackbot.replies import Reply
 from slackbot.usecases.common import Intake, Invocation, Services
@@ -16,7 +16,7 @@ def plan(services: Services, invocation: Invocation, command: StatusCommand) -> 
     def work() -> Reply:
         env = services.history.environment(name, view=True)
         if env is None:
-            raise PolicyDenied(f"envbot has no record of `{name}`. See `/env list all`.")
+            raise services.unknown(invocation.actor, name)
         details: dict[str, WorkflowDetail] = {}
         for record in [r for r in reversed(env.workflows) if r.failed][:MAX_DETAILS]:
             try:
