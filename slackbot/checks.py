@@ -146,6 +146,14 @@ def _template_result(orchestrator: ArgoCliOrchestrator, name: str, passed: tuple
         return failed(f"template {name}", f"does not declare {english_list(missing)}, which envbot passes")
     if required:
         return failed(f"template {name}", f"requires {english_list(required)}, which envbot does not pass")
+    # Intent only (ADR 0007): a parameter envbot never passes is a knob anyone who submits could turn.
+    extra = [p for p in info.parameters if p not in passed]
+    if extra:
+        return failed(
+            f"template {name}",
+            f"declares {english_list(extra)}, which envbot never passes: an older template that takes guard rails "
+            "as parameters; re-apply argo/ and create ConfigMap envbot-services (docs/install.md)",
+        )
     return ok(f"template {name}", f"installed in namespace {orchestrator.namespace} with every parameter envbot passes")
 
 

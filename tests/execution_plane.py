@@ -3,7 +3,9 @@
 Argo substitutes `{{workflow.parameters.*}}`, `{{workflow.namespace}}` and, for exit handlers,
 `{{workflow.name}}`, `{{workflow.status}}` and `{{workflow.failures}}` as raw text; the kubelet
 resolves `valueFrom.configMapKeyRef` from ConfigMap envbot-settings (an optional key that is
-missing leaves the variable unset); the libraries are mounted from ConfigMap envbot-lib. The
+missing leaves the variable unset); the libraries are mounted from ConfigMap envbot-lib, and the
+service profiles from ConfigMap envbot-services (one file per key; optional, so a missing
+ConfigMap is an empty folder). The
 script then runs under bash as its template's service account (a template-level
 `serviceAccountName`, as the exit handlers have, wins over the workflow's).
 """
@@ -32,6 +34,7 @@ TEMPLATES = (CREATE, DESTROY, EXTEND, REAPER, NOTIFIER)
 LIBRARIES: dict[str, str] = yaml.safe_load((ROOT / "argo/config/envbot-lib.yaml").read_text())["data"]
 LIB = LIBRARIES["lib.sh"]
 SETTINGS: dict[str, str] = yaml.safe_load((ROOT / "argo/settings/envbot-settings.yaml").read_text())["data"]
+SERVICES: dict[str, str] = yaml.safe_load((ROOT / "argo/settings/envbot-services.yaml").read_text())["data"]
 _VARIABLE = re.compile(
     r"\{\{\s*(workflow\.parameters\.[-\w]+|workflow\.namespace|workflow\.name|workflow\.status|workflow\.failures)\s*\}\}"
 )
@@ -78,6 +81,7 @@ class Rendered:
     source: str
     env: dict[str, str]
     command: list[str]
+    services: dict[str, str] | None = None  # ConfigMap envbot-services, when the step mounts it
 
 
 def argo_failures(failures: list[dict[str, Any]] | None) -> str:
@@ -92,8 +96,10 @@ def render(
     *,
     step: str | None = None,
     workflow: dict[str, str] | None = None,
+    services: dict[str, str] | None = SERVICES,
 ) -> Rendered:
     """The script and its environment as the pod would see them; `settings` None: no ConfigMap.
+    `services` is ConfigMap envbot-services ({} when it does not exist).
 
     `step` picks a template other than the entrypoint; `workflow` gives the exit-handler variables
     (name, status, failures as argo_failures() renders them)."""
@@ -130,7 +136,9 @@ def render(
         assert ref["name"] == "envbot-settings" and ref.get("optional") is True, variable
         if settings is not None and ref["key"] in settings:
             env[variable["name"]] = settings[ref["key"]]
-    return Rendered(substitute(script["source"]), env, list(script["command"]))
+    mounts = {m["name"] for m in script.get("volumeMounts", [])}
+    profiles = dict(services or {}) if "envbot-services" in mounts else None
+    return Rendered(substitute(script["source"]), env, list(script["command"]), profiles)
 
 
 @dataclass
@@ -155,6 +163,14 @@ def run_script(rendered: Rendered, folder: Path, base_env: dict[str, str], timeo
     env = rendered.env | base_env | {"ENVBOT_LIB": str(folder / "lib.sh"), "ENVBOT_NOTIFY": str(folder / "notify.sh")}
     if "ENVBOT_REAPED_FILE" in env:  # the reaper's output parameter file, in /tmp in the pod
         env["ENVBOT_REAPED_FILE"] = str(folder / "envbot-reaped.json")
+    if rendered.services is not None:  # the envbot-services volume: one file per key
+        profiles = folder / "services"
+        profiles.mkdir(exist_ok=True)
+        for stale in profiles.iterdir():
+            stale.unlink()
+        for key, value in rendered.services.items():
+            (profiles / key).write_text(value)
+        env["ENVBOT_SERVICES"] = str(profiles)
     env.setdefault("TMPDIR", str(folder))
     env.setdefault("PATH", os.environ["PATH"])
     result = subprocess.run(

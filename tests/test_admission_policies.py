@@ -70,6 +70,7 @@ RESOURCES = {
     "CronWorkflow": ("argoproj.io", "v1alpha1", "cronworkflows"),
     "ClusterWorkflowTemplate": ("argoproj.io", "v1alpha1", "clusterworkflowtemplates"),
     "Pod": ("", "v1", "pods"),
+    "ConfigMap": ("", "v1", "configmaps"),
 }
 
 
@@ -990,7 +991,7 @@ def test_the_second_install_overlay_scopes_names_accounts_and_policies_to_its_in
     assert namespace["metadata"]["name"] == BLUE_NAMESPACE
     docs.remove(namespace)
     cluster = [d for d in docs if d["kind"].startswith(("Cluster", "ValidatingAdmission"))]
-    assert len(cluster) == 16 and all(d["metadata"]["name"].startswith("blue-") for d in cluster)
+    assert len(cluster) == 18 and all(d["metadata"]["name"].startswith("blue-") for d in cluster)
     assert all("namespace" not in d["metadata"] for d in cluster)
     assert {d["metadata"].get("namespace") for d in docs if d not in cluster} == {BLUE_NAMESPACE}
     for binding in (d for d in docs if d["kind"] == "ClusterRoleBinding"):
@@ -999,6 +1000,8 @@ def test_the_second_install_overlay_scopes_names_accounts_and_policies_to_its_in
     bindings = {d["spec"]["policyName"] for d in docs if d["kind"] == "ValidatingAdmissionPolicyBinding"}
     policies = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ValidatingAdmissionPolicy"}
     assert bindings == set(policies)
+    profiles = policies["blue-envbot-service-profiles"]["spec"]["matchConstraints"]["namespaceSelector"]
+    assert profiles["matchExpressions"][0]["values"] == ["argo-blue"]
 
     blue_ns = Policy(policies["blue-envbot-namespace-ownership"])
     blue_reaper = executor("reaper", BLUE_NAMESPACE)

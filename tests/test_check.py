@@ -81,6 +81,16 @@ def test_argo_problems_each_name_their_cause(tmp_path: Path, fake_argo: FakeArgo
     _, lines, _ = check(tmp_path, fake_argo, fake_slack)
     assert lines["template env-create-template"] == "FAILED: requires team, which envbot does not pass"
 
+    # An older create template with guard rails as parameters (defaults of its own): anyone who can
+    # submit could turn them.
+    doc["spec"]["arguments"]["parameters"][-1] = {"name": "pod_security_level", "value": "restricted"}
+    create.write_text(yaml.safe_dump(doc))
+    _, lines, _ = check(tmp_path, fake_argo, fake_slack)
+    assert lines["template env-create-template"] == (
+        "FAILED: declares pod_security_level, which envbot never passes: an older template that takes guard "
+        "rails as parameters; re-apply argo/ and create ConfigMap envbot-services (docs/install.md)"
+    )
+
 
 def test_a_refused_dry_run_a_down_cluster_and_an_old_cli(
     tmp_path: Path, fake_argo: FakeArgo, fake_slack: FakeSlack

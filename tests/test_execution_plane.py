@@ -23,6 +23,7 @@ from tests.execution_plane import (
     DESTROY,
     EXTEND,
     REAPER,
+    SERVICES,
     SETTINGS,
     TEMPLATES,
     Run,
@@ -59,15 +60,17 @@ class Plane:
         self.api = api
         self.folder = folder
 
-    def run(self, name: str, settings: dict[str, str] | None = None, /, **params: str) -> Run:
+    def run(
+        self, name: str, settings: dict[str, str] | None = None, /, services: dict[str, str] = SERVICES, **params: str
+    ) -> Run:
         settings = SETTINGS if settings is None else settings
         user = service_account(name)
         # One HOME per account keeps kubectl's discovery cache warm across runs within a test.
         base = kubectl_env(self.api, self.folder / "home" / user.rsplit(":", 1)[1], user=user)
-        return run_script(render(name, params, settings), self.folder / "pod", base)
+        return run_script(render(name, params, settings, services=services), self.folder / "pod", base)
 
-    def reap(self, instance: str = "envbot", **params: str) -> Run:
-        return self.run(REAPER, SETTINGS | {"instance": instance, "reaper_dry_run": "false"}, **params)
+    def reap(self, instance: str = "envbot", **settings: str) -> Run:
+        return self.run(REAPER, SETTINGS | {"instance": instance, "reaper_dry_run": "false"} | settings)
 
     def writes(self, namespace: str) -> list[tuple[str, str]]:
         """Mutating requests that reached the namespace or anything inside it."""
@@ -170,7 +173,8 @@ def test_create_on_a_fresh_name_builds_the_environment_and_its_guard_rails(plane
 
 def test_seen_9_guard_rails_cover_pod_security_services_storage_and_egress(plane: Plane) -> None:
     blocked = "169.254.169.254/32,fd00:ec2::254/128,10.0.0.1/32"
-    run = plane.run(CREATE, **(GOOD | {"pod_security_level": "baseline", "egress_blocked_cidrs": blocked}))
+    profile = {"checkout.pod_security_level": "baseline", "checkout.egress_blocked_cidrs": blocked}
+    run = plane.run(CREATE, services=SERVICES | profile, **GOOD)
     assert run.returncode == 0, run.output
     labels = meta(plane.api, "checkout-demo")["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
@@ -211,9 +215,47 @@ def test_seen_9_guard_rails_cover_pod_security_services_storage_and_egress(plane
     }
 
 
+def test_guard_rails_asked_for_as_parameters_are_ignored_and_the_profile_applies(plane: Plane) -> None:
+    # Issue 14, "What was seen" 4: a workflow that passes privileged guard rails gets the profile's.
+    hostile = {
+        "pod_security_level": "privileged",
+        "egress_blocked_cidrs": "",
+        "quota_cpu": "9999",
+        "quota_pods": "10000",
+        "default_cpu_limit": "64",
+    }
+    for key in hostile:
+        assert key not in {p["name"] for p in template(CREATE)["spec"]["arguments"]["parameters"]}
+    run = plane.run(CREATE, **(GOOD | hostile))
+    assert run.returncode == 0, run.output
+    assert meta(plane.api, "checkout-demo")["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    (quota,) = plane.api.objects("ResourceQuota", "checkout-demo")
+    assert (quota["spec"]["hard"]["limits.cpu"], quota["spec"]["hard"]["pods"]) == ("4", "16")
+    (limits,) = plane.api.objects("LimitRange", "checkout-demo")
+    assert limits["spec"]["limits"][0]["default"]["cpu"] == "250m"
+    egress = {p["metadata"]["name"]: p for p in plane.api.objects("NetworkPolicy", "checkout-demo")}["envbot-egress"]
+    assert egress["spec"]["egress"][2]["to"][0]["ipBlock"]["except"] == ["169.254.169.254/32"]
+
+
+def test_each_service_gets_its_own_profile_and_the_rest_the_default(plane: Plane) -> None:
+    profiles = SERVICES | {"checkout.quota.cpu": "8", "checkout.quota.memory": "16Gi", "search.quota.pods": "4"}
+    assert plane.run(CREATE, services=profiles, **GOOD).returncode == 0
+    assert (
+        plane.run(CREATE, services=profiles, **(GOOD | {"env_name": "payments-demo", "service": "payments"})).returncode
+        == 0
+    )
+    (checkout,) = plane.api.objects("ResourceQuota", "checkout-demo")
+    (payments,) = plane.api.objects("ResourceQuota", "payments-demo")
+    assert (checkout["spec"]["hard"]["limits.cpu"], checkout["spec"]["hard"]["limits.memory"]) == ("8", "16Gi")
+    assert checkout["spec"]["hard"]["pods"] == payments["spec"]["hard"]["pods"] == "16"
+    assert (payments["spec"]["hard"]["limits.cpu"], payments["spec"]["hard"]["limits.memory"]) == ("4", "8Gi")
+
+
 def test_create_again_by_the_same_requester_converges(plane: Plane) -> None:
     assert plane.run(CREATE, **GOOD).returncode == 0
-    run = plane.run(CREATE, **(GOOD | {"expires_at": "2026-11-29T15:00:00Z", "quota_pods": "8"}))
+    # The operator lowered checkout's pod quota meanwhile: a converge applies the profile as it is now.
+    profile = SERVICES | {"checkout.quota.pods": "8"}
+    run = plane.run(CREATE, services=profile, **(GOOD | {"expires_at": "2026-11-29T15:00:00Z"}))
     assert run.returncode == 0, run.output
     assert "already belongs to this request: converging" in run.stdout
     assert meta(plane.api, "checkout-demo")["annotations"][EXPIRY] == "2026-11-29T15:00:00Z"
@@ -496,12 +538,13 @@ def test_seen_10_and_7_environments_without_a_valid_expiry_are_reaped_at_max_age
     run = plane.reap()
     assert run.returncode == 0, run.output
     assert sorted(plane.deletes()) == ["garbled-env", "stripped-env"]
-    assert "deleted stripped-env (envbot.dev/expires-at is missing and it is older than max_age_hours (336))" in (
-        run.stdout
+    assert (
+        "deleted stripped-env (envbot.dev/expires-at is missing and it is older than reaper_max_age_hours (336))"
+        in run.stdout
     )
     assert "skip young-env: envbot.dev/expires-at is missing; left alone until it is 336 hours old" in run.stdout
     assert not terminating(plane.api, "young-env")
-    assert plane.reap(max_age_hours="1").returncode == 0  # an operator can shorten the backstop
+    assert plane.reap(reaper_max_age_hours="1").returncode == 0  # an operator can shorten the backstop
     assert terminating(plane.api, "young-env") is False  # created just now: still younger than 1 hour
 
 

@@ -20,7 +20,7 @@ from slackbot.orchestrator import CREATE_TEMPLATE, DESTROY_TEMPLATE, EXTEND_TEMP
 from slackbot.policy import load_policy
 from slackbot.spec import DestroyRequest, EnvironmentSpec, ExtendRequest, Lineage, Notices
 from tests.conftest import ROOT
-from tests.execution_plane import ARGO_NAMESPACE, SETTINGS, TEMPLATES, script_of, workflow_spec
+from tests.execution_plane import ARGO_NAMESPACE, SERVICES, SETTINGS, TEMPLATES, script_of, step_of, workflow_spec
 
 KUBERNETES_VERSION = "1.31.0"
 # Vendored from argoproj/argo-workflows v3.7.18 (tests/vendor/README.md): a clone runs offline.
@@ -104,7 +104,7 @@ CLUSTER_SCOPED = (
     "ValidatingAdmissionPolicyBinding",
 )
 # Created once with `kubectl create -f`, never re-applied: see argo/settings/envbot-settings.yaml.
-NOT_APPLIED = {"secret.example.yaml", "envbot-settings.yaml"}
+NOT_APPLIED = {"secret.example.yaml", "envbot-settings.yaml", "envbot-services.yaml"}
 
 
 @pytest.mark.parametrize("folder", [ROOT / "argo", ROOT / "manifests" / "bot"], ids=["argo", "bot"])
@@ -192,26 +192,9 @@ def passed_values(argv: list[str]) -> dict[str, str]:
     return dict(argv[i + 1].split("=", 1) for i, a in enumerate(argv) if a == "-p")
 
 
-# Operator knobs the bot never sets; each has a default in the template.
-TEMPLATE_ONLY = {
-    CREATE_TEMPLATE: {
-        "quota_cpu",
-        "quota_memory",
-        "quota_pods",
-        "quota_services_loadbalancers",
-        "quota_services_nodeports",
-        "quota_persistentvolumeclaims",
-        "quota_requests_storage",
-        "default_cpu_request",
-        "default_memory_request",
-        "default_cpu_limit",
-        "default_memory_limit",
-        "pod_security_level",
-        "egress_blocked_cidrs",
-    },
-    EXTEND_TEMPLATE: set(),
-    DESTROY_TEMPLATE: set(),
-}
+# Intent only (docs/adr/0007): a template declares nothing the bot does not pass; guard rails come
+# from ConfigMap envbot-services, never from parameters.
+TEMPLATE_ONLY: dict[str, set[str]] = {CREATE_TEMPLATE: set(), EXTEND_TEMPLATE: set(), DESTROY_TEMPLATE: set()}
 # What the bot passes even with no optional values: the template's required parameters, plus
 # requested_by on an extend (the bot only extends on someone's behalf).
 ALWAYS = {EXTEND_TEMPLATE: {"requested_by"}}
@@ -271,9 +254,10 @@ def test_templates_are_bounded_and_pinned(name: str, spec: dict[str, Any]) -> No
     assert spec["serviceAccountName"] == ACCOUNTS[name]
     assert 0 < spec["activeDeadlineSeconds"] <= 900
     assert spec["ttlStrategy"] and spec["podGC"]["strategy"]
+    profiles = {"envbot-services": "envbot-services"} if name == "env-create-template" else {}
     assert {v["name"]: v["configMap"]["name"] for v in spec["volumes"] if "configMap" in v} == {
         "envbot-lib": "envbot-lib"
-    }
+    } | profiles
     for t in spec["templates"]:
         image = t["script"]["image"]
         assert re.fullmatch(r"[\w./-]+:\d+\.\d+\.\d+", image), f"{name}: image {image} is not pinned by tag"
@@ -283,8 +267,9 @@ def test_templates_are_bounded_and_pinned(name: str, spec: dict[str, Any]) -> No
         # Parameters reach scripts only through env: never pasted into the script text itself.
         assert "{{" not in t["script"]["source"], f"{name}: parameter substituted into shell source"
         env = {e["name"]: e for e in t["script"]["env"]}
-        assert env["ENVBOT_LIB"]["value"] == "/envbot/lib.sh"
-        assert {"name": "envbot-lib", "mountPath": "/envbot", "readOnly": True} in t["script"]["volumeMounts"]
+        assert env["ENVBOT_LIB"]["value"] == "/envbot/lib/lib.sh"
+        # Beside, not inside, each other: a mount point inside a read-only ConfigMap volume cannot be created.
+        assert {"name": "envbot-lib", "mountPath": "/envbot/lib", "readOnly": True} in t["script"]["volumeMounts"]
         assert env["ENVBOT_INSTANCE"]["valueFrom"]["configMapKeyRef"] == {
             "name": "envbot-settings",
             "key": "instance",
@@ -320,9 +305,12 @@ def test_one_mutex_per_environment_across_create_destroy_and_extend() -> None:
 def test_the_max_age_backstop_never_cuts_a_legitimate_lifetime_short() -> None:
     # It applies only to environments without a valid expiry, but even so it is never shorter than
     # the longest an environment may live (ttl.lifetime, extensions included).
-    (max_age,) = template("env-reaper-template")["spec"]["arguments"]["parameters"]
-    assert max_age["name"] == "max_age_hours"
-    assert int(max_age["value"]) * 3600 >= load_policy(None).ttl.lifetime.total_seconds()
+    # It is a setting, not a parameter (no CronWorkflow can shorten it), and its default (when the
+    # key is missing) is the one the shipped settings write.
+    assert "arguments" not in template("env-reaper-template")["spec"]
+    assert int(SETTINGS["reaper_max_age_hours"]) * 3600 >= load_policy(None).ttl.lifetime.total_seconds()
+    source = step_of("env-reaper-template")["script"]["source"]
+    assert f"MAX_AGE_HOURS=${{ENVBOT_REAPER_MAX_AGE_HOURS-{SETTINGS['reaper_max_age_hours']}}}" in source
 
 
 def test_reaper_cron_only_references_its_template_and_the_switch_ships_safe() -> None:
@@ -335,6 +323,7 @@ def test_reaper_cron_only_references_its_template_and_the_switch_ships_safe() ->
     assert SETTINGS == {
         "instance": "envbot",
         "reaper_dry_run": "true",
+        "reaper_max_age_hours": "336",
         "notices": "off",
         "slack_api_url": "https://slack.com/api/",
         "argo_ui_url": "",
@@ -402,7 +391,20 @@ def test_only_the_notifier_steps_mount_the_slack_token() -> None:
 
 
 def test_create_defaults_fit_together() -> None:
-    params = {n: p["value"] for n, p in declared(CREATE_TEMPLATE).items() if "value" in p}
+    profile = {k.removeprefix("default."): v for k, v in SERVICES.items() if k.startswith("default.")}
+    params = {
+        "quota_pods": profile["quota.pods"],
+        "quota_cpu": profile["quota.cpu"],
+        "quota_memory": profile["quota.memory"],
+        "default_cpu_limit": profile["limits.cpu_limit"],
+        "default_memory_limit": profile["limits.memory_limit"],
+        "default_cpu_request": profile["limits.cpu_request"],
+        "default_memory_request": profile["limits.memory_request"],
+        "quota_services_loadbalancers": profile["quota.loadbalancers"],
+        "quota_services_nodeports": profile["quota.nodeports"],
+        "pod_security_level": profile["pod_security_level"],
+        "egress_blocked_cidrs": profile["egress_blocked_cidrs"],
+    }
 
     def milli(quantity: str) -> int:
         units = {"m": 1, "": 1000, "Ki": 1024000, "Mi": 1048576000, "Gi": 1073741824000}
@@ -465,7 +467,7 @@ def test_each_template_has_its_own_narrow_service_account() -> None:
 def test_cluster_scoped_names_carry_the_instance() -> None:
     instance = SETTINGS["instance"]
     cluster = [d for p in ARGO_FILES for d in documents(p) if d["kind"] in CLUSTER_SCOPED]
-    assert len(cluster) == 16
+    assert len(cluster) == 18
     for doc in cluster:
         assert doc["metadata"]["name"].startswith(instance + "-"), doc["metadata"]["name"]
     assert "envbot-environments" not in {d["metadata"]["name"] for d in cluster}  # the old shared binding name

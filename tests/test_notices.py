@@ -1088,3 +1088,41 @@ def test_a_warning_during_a_slack_outage_is_sent_once_slack_is_back_and_only_api
     failed = plane.sweep()
     assert failed.returncode != 0
     assert "envbot: the notifier hit 1 error(s): could not list environments" in failed.stderr
+
+
+# --- wording ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "said"),
+    [
+        (CREATE, {"env_name": "kube-system"}, "env_name 'kube-system' is a system or reserved namespace"),
+        (DESTROY, {"env_name": "default"}, "env_name 'default' is a system or reserved namespace"),
+        (EXTEND, {"expires_at": "tomorrow"}, "expires_at must be an RFC 3339 UTC instant"),
+    ],
+)
+def test_no_failure_notice_carries_the_scripts_path(plane: Plane, name: str, params: dict[str, str], said: str) -> None:
+    # Issue 14, "What was seen" 9: the termination message began with $0, the script's path in the pod.
+    base = {"env_name": ENV, "requested_by": OWNER, "slack_channel": CHANNEL, "expires_at": rfc3339(plane.now() + HOUR)}
+    if name == CREATE:
+        base |= {"service": "checkout"}
+    if name == DESTROY:
+        del base["expires_at"]
+    folder = plane.folder / f"failing-{name}"
+    log = folder / "termination-log"
+    folder.mkdir()
+    log.write_text("")
+    user = service_account(name)
+    env = kubectl_env(plane.api, plane.folder / "home" / user.rsplit(":", 1)[1], user=user)
+    env["ENVBOT_TERMINATION_LOG"] = str(log)
+    run = run_script(render(name, base | params, plane.settings), folder, env)
+    assert run.returncode == 1
+    reason = log.read_text().strip()
+    assert reason.startswith(f"envbot: {said}"), reason
+    assert str(folder) not in reason and "script" not in reason and "/" not in reason.split(":", 2)[1]
+    # Argo quotes the termination message as the step's message; the notice quotes that.
+    workflow = plane.workflow(name, base | params)
+    plane.exit_handler(name, workflow, "Failed", failure(f"Error (exit code 1): {reason}", name[4:-9]))
+    (message,) = plane.posted()
+    assert f"failed at step `{name[4:-9]}`: Error (exit code 1): envbot: {said}" in message["text"]
+    assert str(folder) not in message["text"] and "script.sh" not in message["text"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.execution_plane import CREATE, DESTROY, EXTEND, REAPER, SETTINGS, Run, render, run_script
+from tests.execution_plane import CREATE, DESTROY, EXTEND, REAPER, SERVICES, SETTINGS, Run, render, run_script
 
 GOOD = {
     "env_name": "checkout-demo",
@@ -53,9 +53,17 @@ class Recorder:
         kubectl.chmod(kubectl.stat().st_mode | stat.S_IXUSR)
         self.path = f"{bin_dir}:{os.environ['PATH']}"
 
-    def run(self, name: str, settings: dict[str, str] | None = SETTINGS, /, **params: str) -> Run:
+    def run(
+        self,
+        name: str,
+        settings: dict[str, str] | None = SETTINGS,
+        /,
+        services: dict[str, str] = SERVICES,
+        **params: str,
+    ) -> Run:
         self.calls_file.write_text("")
-        return run_script(render(name, params, settings), self.folder / "pod", {"PATH": self.path})
+        rendered = render(name, params, settings, services=services)
+        return run_script(rendered, self.folder / "pod", {"PATH": self.path})
 
     def calls(self) -> list[list[str]]:
         return [json.loads(line) for line in self.calls_file.read_text().splitlines()]
@@ -93,7 +101,7 @@ def test_good_values_reach_kubectl_and_a_kubectl_failure_stops_the_script(record
 OPTIONAL = ("requested_by", "slack_channel")  # empty is their documented default, so it is allowed
 CREATE_CASES = [
     (param, value)
-    for param in ("env_name", "service", "expires_at", "requested_by", "slack_channel", "quota_cpu")
+    for param in ("env_name", "service", "expires_at", "requested_by", "slack_channel")
     for value in MALICIOUS
     if not (param in OPTIONAL and value == "")
 ]
@@ -131,8 +139,13 @@ def test_reserved_names_are_refused_by_every_template(recorder: Recorder, name: 
         assert_refused_before_kubectl(recorder, recorder.run(template_name, **params), "reserved")
 
 
+# --- guard rails from the service profiles (ConfigMap envbot-services, docs/adr/0007) --------------
+
+PROFILE = "ConfigMap envbot-services: checkout's"
+
+
 @pytest.mark.parametrize(
-    ("param", "value", "message"),
+    ("key", "value", "message"),
     [
         ("pod_security_level", "none", "pod_security_level must be one of"),
         ("pod_security_level", "restricted\nevil: x", "pod_security_level must be one of"),
@@ -142,21 +155,29 @@ def test_reserved_names_are_refused_by_every_template(recorder: Recorder, name: 
         ("egress_blocked_cidrs", "10.0.0.0/8,,", "egress_blocked_cidrs must be"),
         ("egress_blocked_cidrs", "10.0.0.0/8\n0.0.0.0/0", "egress_blocked_cidrs must be"),
         ("egress_blocked_cidrs", "fd00::/129", "prefix longer than 128"),
-        ("quota_pods", "0", "quota_pods must be at least 1"),
-        ("quota_pods", "16.5", "quota_pods must be a whole number"),
-        ("quota_services_loadbalancers", "-1", "must be a whole number"),
-        ("quota_services_nodeports", "1e3", "must be a whole number"),
-        ("quota_persistentvolumeclaims", "99999", "from 0 to 1000"),
-        ("quota_requests_storage", "20Ti", "quota_requests_storage must be a Kubernetes quantity"),
-        ("default_cpu_request", "2", "default_cpu_request may not exceed default_cpu_limit"),
-        ("default_memory_request", "1Gi", "default_memory_request may not exceed default_memory_limit"),
+        ("quota.pods", "0", "quota.pods must be at least 1"),
+        ("quota.pods", "16.5", "quota.pods must be a whole number"),
+        ("quota.loadbalancers", "-1", "must be a whole number"),
+        ("quota.nodeports", "1e3", "must be a whole number"),
+        ("quota.persistentvolumeclaims", "99999", "from 0 to 1000"),
+        ("quota.storage", "20Ti", "quota.storage must be a Kubernetes quantity"),
+        ("quota.cpu", "$(id)", "quota.cpu must be a Kubernetes quantity"),
+        ("limits.cpu_request", "2", "limits.cpu_request may not exceed limits.cpu_limit"),
+        ("limits.memory_request", "1Gi", "limits.memory_request may not exceed limits.memory_limit"),
         # 16 pods at a 1-CPU default limit can never fit a 4-CPU quota: the pod quota would be unreachable.
-        ("default_cpu_limit", "1", "quota_pods x default_cpu_limit exceeds quota_cpu"),
-        ("default_memory_limit", "1Gi", "quota_pods x default_memory_limit exceeds quota_memory"),
+        ("limits.cpu_limit", "1", "quota.pods x limits.cpu_limit exceeds quota.cpu"),
+        ("limits.memory_limit", "1Gi", "quota.pods x limits.memory_limit exceeds quota.memory"),
     ],
 )
-def test_guard_rail_parameters_are_validated(recorder: Recorder, param: str, value: str, message: str) -> None:
-    assert_refused_before_kubectl(recorder, recorder.run(CREATE, **(GOOD | {param: value})), message)
+def test_guard_rail_profiles_are_validated(recorder: Recorder, key: str, value: str, message: str) -> None:
+    # A bad value in the service's own key, and the same in the default that every service falls back to.
+    canary = recorder.folder / "pwned"
+    value = value.replace("id", f"touch {canary}")
+    for profiles in (SERVICES | {f"checkout.{key}": value}, SERVICES | {f"default.{key}": value}):
+        run = recorder.run(CREATE, services=profiles, **GOOD)
+        assert_refused_before_kubectl(recorder, run, message)
+        assert PROFILE in run.stderr
+    assert not canary.exists()
 
 
 @pytest.mark.parametrize(
@@ -164,15 +185,38 @@ def test_guard_rail_parameters_are_validated(recorder: Recorder, param: str, val
     [
         {"egress_blocked_cidrs": ""},
         {"egress_blocked_cidrs": "169.254.169.254/32,fd00:ec2::254/128,10.0.0.1/32"},
-        {"quota_cpu": "8", "default_cpu_limit": "500m", "quota_memory": "16Gi"},
-        {"quota_pods": "4", "default_cpu_limit": "1", "default_memory_limit": "2Gi", "default_cpu_request": "0.5"},
-        {"pod_security_level": "baseline", "quota_requests_storage": "1.5Gi", "quota_services_loadbalancers": "2"},
+        {"quota.cpu": "8", "limits.cpu_limit": "500m", "quota.memory": "16Gi"},
+        {"quota.pods": "4", "limits.cpu_limit": "1", "limits.memory_limit": "2Gi", "limits.cpu_request": "0.5"},
+        {"pod_security_level": "baseline", "quota.storage": "1.5Gi", "quota.loadbalancers": "2"},
     ],
 )
-def test_consistent_guard_rail_overrides_are_accepted(recorder: Recorder, overrides: dict[str, str]) -> None:
-    run = recorder.run(CREATE, **(GOOD | overrides))
+def test_consistent_service_profiles_are_accepted(recorder: Recorder, overrides: dict[str, str]) -> None:
+    profiles = SERVICES | {f"checkout.{key}": value for key, value in overrides.items()}
+    run = recorder.run(CREATE, services=profiles, **GOOD)
     assert recorder.calls(), run.stderr  # validation passed: the script got as far as kubectl
     assert "could not count the live environments" in run.stderr
+
+
+@pytest.mark.parametrize("key", sorted(k.removeprefix("default.") for k in SERVICES))
+def test_a_guard_rail_missing_from_the_profiles_stops_create_before_kubectl(recorder: Recorder, key: str) -> None:
+    profiles = {k: v for k, v in SERVICES.items() if k != f"default.{key}"}
+    run = recorder.run(CREATE, services=profiles, **GOOD)
+    assert_refused_before_kubectl(
+        recorder, run, f"neither checkout.{key} nor default.{key} is set in ConfigMap envbot-services"
+    )
+    # The service's own key is enough.
+    run = recorder.run(CREATE, services=profiles | {f"checkout.{key}": SERVICES[f"default.{key}"]}, **GOOD)
+    assert recorder.calls(), run.stderr
+
+
+def test_no_profiles_at_all_stops_create_before_kubectl(recorder: Recorder) -> None:
+    run = recorder.run(CREATE, services={}, **GOOD)
+    assert_refused_before_kubectl(recorder, run, "is set in ConfigMap envbot-services (create it once")
+
+
+@pytest.mark.parametrize("service", ["Checkout", "check.out", "x" * 64, "-checkout", "default.quota"])
+def test_a_service_name_must_be_a_dns_label_to_look_up_its_profile(recorder: Recorder, service: str) -> None:
+    assert_refused_before_kubectl(recorder, recorder.run(CREATE, **(GOOD | {"service": service})), "service must be")
 
 
 def test_expiry_instants_must_be_real_utc_times(recorder: Recorder) -> None:
@@ -210,8 +254,8 @@ def test_reaper_refuses_a_bad_dry_run_setting_without_touching_anything(recorder
 
 @pytest.mark.parametrize("value", ["0", "-1", "1.5", "87601", "$(id)", ""])
 def test_reaper_validates_max_age(recorder: Recorder, value: str) -> None:
-    run = recorder.run(REAPER, max_age_hours=value)
-    assert_refused_before_kubectl(recorder, run, "max_age_hours must be")
+    run = recorder.run(REAPER, SETTINGS | {"reaper_max_age_hours": value})
+    assert_refused_before_kubectl(recorder, run, "reaper_max_age_hours (ConfigMap envbot-settings) must be")
 
 
 # --- notice parameters (docs/adr/0005) -------------------------------------------------------------
