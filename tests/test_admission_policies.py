@@ -1001,7 +1001,7 @@ def test_the_second_install_overlay_scopes_names_accounts_and_policies_to_its_in
     policies = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ValidatingAdmissionPolicy"}
     assert bindings == set(policies)
     profiles = policies["blue-envbot-service-profiles"]["spec"]["matchConstraints"]["namespaceSelector"]
-    assert profiles["matchExpressions"][0]["values"] == ["argo-blue"]
+    assert profiles["matchExpressions"][0]["values"] == ["envbot-blue-workflows"]
 
     blue_ns = Policy(policies["blue-envbot-namespace-ownership"])
     blue_reaper = executor("reaper", BLUE_NAMESPACE)
