@@ -156,6 +156,7 @@ def test_create_on_a_fresh_name_builds_the_environment_and_its_guard_rails(plane
         "envbot.dev/warn-before": "",
         "envbot.dev/extend-choices": "",
         "envbot.dev/latest-expiry": "",
+        "envbot.dev/incarnation": "env-create-template-test1",  # the workflow, which buttons name
     }
     objects = {
         o["metadata"]["name"]: o
