@@ -1,10 +1,13 @@
-"""Follow-ups to a command's response_url: only Slack's own hooks URL, never following redirects."""
+"""Follow-ups to a command's response_url: only Slack's own hooks URL, never following redirects.
+
+Connections are kept alive and reused (urllib3's pool, one per host): a follow-up costs a request,
+not a TCP and TLS handshake.
+"""
 
 import json
 import logging
-import urllib.error
-import urllib.request
-from typing import Any
+
+import urllib3
 
 from slackbot import metrics
 from slackbot.replies import Reply
@@ -12,13 +15,7 @@ from slackbot.slack.blocks import message
 
 log = logging.getLogger(__name__)
 
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # a 3xx becomes an HTTPError: the follow-up goes nowhere else
-
-
-_OPENER = urllib.request.build_opener(_NoRedirects)
+POOL_SIZE = 8  # kept-alive connections per host; more concurrent follow-ups open (and close) extra ones
 
 
 class Responder:
@@ -26,7 +23,9 @@ class Responder:
 
     def __init__(self, allowed_prefix: str, timeout: float) -> None:
         self._prefix = allowed_prefix
-        self._timeout = timeout
+        self._pool = urllib3.PoolManager(
+            num_pools=4, maxsize=POOL_SIZE, retries=False, timeout=urllib3.Timeout(total=timeout)
+        )
 
     def allowed(self, url: str | None) -> bool:
         return bool(url) and str(url).startswith(self._prefix)
@@ -36,17 +35,19 @@ class Responder:
             metrics.DELIVERY_FAILURES.inc()
             log.warning("not posting a follow-up: response_url is not under %s", self._prefix)
             return False
-        body = message(reply) | {"replace_original": replace_original}
-        request = urllib.request.Request(  # noqa: S310 - only URLs under the configured https prefix get here
-            str(url), data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
-        )
+        body = json.dumps(message(reply) | {"replace_original": replace_original}).encode()
         try:
-            with _OPENER.open(request, timeout=self._timeout) as response:
-                response.read(1024)
-                return True
-        except urllib.error.HTTPError as error:
-            log.error("response_url answered %s; the follow-up was not shown", error.code)
-        except (urllib.error.URLError, OSError) as error:
+            response = self._pool.request(
+                "POST", str(url), body=body, headers={"Content-Type": "application/json"}, redirect=False
+            )
+        except urllib3.exceptions.HTTPError as error:
             log.error("could not reach response_url: %s", type(error).__name__)
+        else:
+            if 200 <= response.status < 300:
+                return True
+            log.error("response_url answered %s; the follow-up was not shown", response.status)  # 3xx included
         metrics.DELIVERY_FAILURES.inc()
         return False
+
+    def close(self) -> None:
+        self._pool.clear()

@@ -79,7 +79,7 @@ class Listeners:
         actor = _actor(_object(body.get("user")).get("id"), channel)
         click = click_from_value(action.get("value"))
         if actor is None or click is None:
-            self.responder.deliver(url, UNKNOWN_CALLER if actor is None else UNKNOWN_BUTTON)
+            self._answer(url, UNKNOWN_CALLER if actor is None else UNKNOWN_BUTTON)
             return
         # One click of one button on one message by one person runs once, however often it arrives.
         ts, action_id = _string(container.get("message_ts")), _string(action.get("action_id"))
@@ -89,7 +89,7 @@ class Listeners:
             incarnation=click.incarnation,
         )  # fmt: skip
         if intake.work is None:
-            self.responder.deliver(url, intake.ack)
+            self._answer(url, intake.ack)
             return
         self._schedule(intake.keys, intake.work, lambda reply: self.responder.deliver(url, reply))
 
@@ -97,6 +97,10 @@ class Listeners:
         group_id = _string(event.get("subteam_id")) or _string(_object(event.get("subteam")).get("id"))
         if self.groups is not None and group_id:
             self.groups.invalidate(group_id)
+
+    def _answer(self, url: str | None, reply: Reply) -> None:
+        """A follow-up with nothing to run first: posted by a worker, so the ack is not held up by it."""
+        self._schedule((), lambda: reply, lambda answer: self.responder.deliver(url, answer))
 
     def _schedule(self, keys: tuple[str, ...], work: Callable[[], Reply], deliver: Callable[[Reply], object]) -> None:
         if not self.scheduler.submit(keys, work, deliver):

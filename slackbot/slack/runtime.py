@@ -209,6 +209,7 @@ class Runtime:
         self.server.stop()
         if self.ops is not None:
             self.ops.stop()
+        self.responder.close()
         log.info("envbot stopped")
 
     def request_stop(self) -> None:
@@ -225,6 +226,9 @@ def _bolt_app(settings: Settings, client: WebClient, mode: Mode) -> App:
             client=client,
             signing_secret=settings.secret("slack_signing_secret") if mode == "http" else "unused-in-socket-mode",
             request_verification_enabled=mode == "http",
+            # The ack function runs on the request's own thread and its answer goes straight back: it only
+            # parses and queues (EnvBot.receive), so Bolt's thread hand-off and 10 ms ack poll are pure cost.
+            process_before_response=True,
             listener_executor=ThreadPoolExecutor(max_workers=ACK_POOL_SIZE, thread_name_prefix="envbot-ack"),
         )
     except BoltError as error:  # App() checks the token with auth.test

@@ -24,6 +24,7 @@ class Received:
     body: dict[str, Any]
     headers: dict[str, str]
     at: float
+    peer: int = 0  # the client's port: the same port for two requests means one kept-alive connection
 
 
 @dataclass
@@ -52,6 +53,8 @@ class FakeSlack:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as Slack's endpoints offer
+
             def log_message(self, *args: Any) -> None:
                 pass
 
@@ -134,7 +137,8 @@ class FakeSlack:
         raw = handler.rfile.read(length).decode() if length else query
         body = _decode(raw, handler.headers.get("Content-Type", ""))
         with self._cond:
-            self.received.append(Received(path, body, dict(handler.headers), time.monotonic()))
+            peer = int(handler.client_address[1])
+            self.received.append(Received(path, body, dict(handler.headers), time.monotonic(), peer))
             fault = self._take_fault(path)
             self._cond.notify_all()
         if path in self.redirects:

@@ -1,0 +1,30 @@
+"""What a command costs the bot beyond argo itself: kept-alive follow-ups, quiet logs (bench/ measures CPU)."""
+
+import logging
+
+import pytest
+
+from tests.conftest import FakeArgo, HttpBot
+from tests.fakes.slack_api import FakeSlack
+
+
+def test_follow_ups_reuse_one_kept_alive_connection(http_bot: HttpBot, fake_slack: FakeSlack) -> None:
+    http_bot.runtime.verify_records()
+    peers = []
+    for text in ("list", "create checkout", "list all"):
+        _, path = http_bot.command(text)
+        http_bot.reply(path)
+        peers.append(fake_slack.requests(path)[0].peer)
+    assert len(set(peers)) == 1, peers  # one TCP connection for three follow-ups
+
+
+def test_argv_is_logged_only_at_debug(http_bot: HttpBot, fake_argo: FakeArgo, caplog: pytest.LogCaptureFixture) -> None:
+    http_bot.runtime.verify_records()
+    with caplog.at_level(logging.INFO, logger="slackbot"):
+        _, path = http_bot.command("create checkout name=quiet")
+        assert "requested environment `quiet`" in http_bot.reply(path)["text"]
+    assert fake_argo.submits() and not [r for r in caplog.records if "workflowtemplate/" in r.getMessage()]
+    with caplog.at_level(logging.DEBUG, logger="slackbot"):
+        _, path = http_bot.command("create checkout name=loud")
+        http_bot.reply(path)
+    assert [r for r in caplog.records if r.levelno == logging.DEBUG and "workflowtemplate/" in r.getMessage()]
