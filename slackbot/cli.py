@@ -8,17 +8,17 @@ import signal
 import sys
 from collections.abc import Sequence
 from types import FrameType
+from typing import TYPE_CHECKING
 
-from pydantic import ValidationError
-
-from slackbot import __version__, console
-from slackbot.argo_cli import CHILDREN, DryRunRunner
-from slackbot.audit import AuditLog, check_appendable
+from slackbot import __version__
 from slackbot.errors import ConfigError
-from slackbot.groups import GroupDirectory
 from slackbot.settings import Settings, load_settings
-from slackbot.spec import Actor
-from slackbot.wiring import build_bot
+
+if TYPE_CHECKING:
+    from slackbot.groups import GroupDirectory
+
+# Each command imports what it needs when it runs: `serve` opens its port before Slack's SDK and the
+# core are even loaded (docs/adr/0010).
 
 LIBRARY_LOGGERS = ("slack_sdk", "slack_bolt", "urllib3")
 
@@ -51,22 +51,37 @@ def _configure_logging(level: str, quiet: bool) -> None:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    from slackbot.slack.runtime import Runtime  # imported here so the console starts without Slack wiring
+    import threading
+
+    from slackbot.slack.server import listeners
 
     mode = args.mode or settings.default_mode
-    runtime = Runtime(settings, mode, port=args.port)
-    signals = 0
+    settings.require(mode)
+    stopping, signals, runtime = threading.Event(), 0, None
 
     def stop(signum: int, frame: FrameType | None) -> None:
         nonlocal signals
         signals += 1
         if signals > 1:  # a second signal: no more grace
+            from slackbot.argo_cli import CHILDREN
+
             CHILDREN.kill_all()
             os._exit(128 + signum)
-        runtime.request_stop()
+        stopping.set()
+        if runtime is not None:
+            runtime.request_stop()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    servers = listeners(settings, args.port)  # open and answering "starting" from here on
+    for server in servers:
+        if server is not None:
+            server.start()
+    from slackbot.slack.runtime import Runtime
+
+    runtime = Runtime(settings, mode, servers=servers)
+    if stopping.is_set():  # a signal while it was being built
+        runtime.request_stop()
     runtime.start()
     runtime.warm_up()
     runtime.wait()
@@ -75,6 +90,14 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _console(args: argparse.Namespace, settings: Settings) -> int:
+    from pydantic import ValidationError
+
+    from slackbot import console
+    from slackbot.argo_cli import DryRunRunner
+    from slackbot.audit import AuditLog, check_appendable
+    from slackbot.spec import Actor
+    from slackbot.wiring import build_bot
+
     dry_run = DryRunRunner() if args.dry_run else None
     if settings.envbot_audit_file is not None:
         check_appendable(settings.envbot_audit_file)
@@ -92,7 +115,7 @@ def _console(args: argparse.Namespace, settings: Settings) -> int:
         return 130
 
 
-def _console_groups(settings: Settings) -> GroupDirectory | None:
+def _console_groups(settings: Settings) -> "GroupDirectory | None":
     """Run where the bot runs (its pod, with SLACK_BOT_TOKEN), on-call group members act as on-call;
     without a token nobody is in any group."""
     if not settings.secret("slack_bot_token"):

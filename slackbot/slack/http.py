@@ -28,10 +28,10 @@ from slack_bolt.request.internals import build_context
 from slackbot import metrics
 from slackbot.recent import RecentKeys
 from slackbot.slack.payloads import unreadable
+from slackbot.slack.server import MAX_BODY
 
 log = logging.getLogger(__name__)
 
-MAX_BODY = 128 * 1024  # Slack's bodies are a few KiB; interactive payloads carry the message, still small
 REPLAY_WINDOW = 300  # Slack's signature window, seconds
 _SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")

@@ -10,7 +10,6 @@ nothing was submitted, and running `argo` calls are killed.
 
 import logging
 import re
-import resource
 import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +31,7 @@ from slackbot.slack.delivery import Responder
 from slackbot.slack.groups import SlackGroupDirectory
 from slackbot.slack.http import SlackHttp
 from slackbot.slack.listeners import Listeners
-from slackbot.slack.server import HttpServer
+from slackbot.slack.server import HttpServer, listeners
 from slackbot.slack.socket_mode import EnvbotSocketModeHandler
 from slackbot.wiring import build_bot
 
@@ -42,20 +41,6 @@ Mode = Literal["http", "socket"]
 # Ack functions only parse and queue; HTTP threads wait for them, so this bounds nothing slow.
 ACK_POOL_SIZE = 32
 VERIFY_RETRY = 5.0  # seconds between attempts to read the WorkflowTemplates at start-up
-OPS_CONNECTION_LIMIT = 100
-OPS_CONNECTIONS_PER_CLIENT = 8
-FDS_KEPT_FREE = 128  # for argo's pipes, Slack calls, logs and the ops port
-
-
-def _connection_limit(wanted: int) -> int:
-    """HTTP_CONNECTION_LIMIT, lowered to what the open-files limit allows (accept() would fail past it)."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY or wanted <= soft - FDS_KEPT_FREE:
-        return wanted
-    allowed = max(10, soft - FDS_KEPT_FREE)
-    log.warning("HTTP_CONNECTION_LIMIT=%d is above what the open-files limit (%d) allows; using %d",
-                wanted, soft, allowed)  # fmt: skip
-    return allowed
 
 
 class _SameTokenNotice(logging.Filter):
@@ -79,7 +64,9 @@ class Runtime:
         runner: Runner | None = None,
         clock: Clock = utc_now,
         audit: AuditLog | None = None,
+        servers: tuple[HttpServer, HttpServer | None] | None = None,
     ) -> None:
+        """`servers`: listeners already opened (and answering "starting") by `envbot serve`."""
         settings.require(mode)
         if settings.envbot_audit_file is not None:
             check_appendable(settings.envbot_audit_file)
@@ -105,27 +92,10 @@ class Runtime:
         wsgi = SlackHttp(
             self.app if mode == "http" else None, secret, self.live, self.ready, probes=settings.ops_port is None
         )
-        listen_port = settings.port if port is None else port
-        limit = _connection_limit(settings.http_connection_limit)
-        self.server = HttpServer(
-            wsgi,
-            settings.host,
-            listen_port,
-            settings.http_threads,
-            limit,
-            settings.http_idle_timeout,
-            read_deadline=settings.http_read_deadline,
-            per_client=settings.http_connections_per_client,
-        )
-        self.ops: HttpServer | None = None
-        if settings.ops_port is not None:
-            # Probes and scrapes: a few short connections from the kubelet and Prometheus.
-            ops = SlackHttp(None, "", self.live, self.ready)
-            self.ops = HttpServer(
-                ops, settings.host, settings.ops_port, threads=2, connection_limit=OPS_CONNECTION_LIMIT,
-                idle_timeout=settings.http_idle_timeout, read_deadline=settings.http_read_deadline,
-                per_client=OPS_CONNECTIONS_PER_CLIENT,
-            )  # fmt: skip
+        self.server, self.ops = servers or listeners(settings, port)
+        self.server.serve(wsgi)
+        if self.ops is not None:
+            self.ops.serve(SlackHttp(None, "", self.live, self.ready))
 
     @property
     def port(self) -> int:

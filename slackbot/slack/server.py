@@ -16,6 +16,7 @@ reach the request threads, so slow clients cost file descriptors, never threads.
 """
 
 import logging
+import resource
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -27,11 +28,15 @@ from waitress.server import TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 
 from slackbot.errors import ConfigError
-from slackbot.slack.http import MAX_BODY
+from slackbot.settings import Settings
 
 log = logging.getLogger(__name__)
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+MAX_BODY = 128 * 1024  # Slack's bodies are a few KiB; interactive payloads carry the message, still small
+OPS_CONNECTION_LIMIT = 100
+OPS_CONNECTIONS_PER_CLIENT = 8
+FDS_KEPT_FREE = 128  # for argo's pipes, Slack calls, logs and the ops port
 REFUSAL_LOG_INTERVAL = 10.0  # seconds between log lines about refused connections (a flood is one line)
 
 
@@ -138,8 +143,9 @@ class HttpServer:
             )
             dispatcher = ThreadedTaskDispatcher()
             dispatcher.set_thread_count(adj.threads)
+            self._app = app
             self._server: Any = _GuardedServer(
-                app, {}, True, None, dispatcher=dispatcher, adj=adj, sockinfo=adj.listen[0],
+                self._dispatch, {}, True, None, dispatcher=dispatcher, adj=adj, sockinfo=adj.listen[0],
                 read_deadline=read_deadline, per_client=per_client,
             )  # fmt: skip
         except OSError as error:
@@ -154,6 +160,13 @@ class HttpServer:
     def port(self) -> int:
         return int(self._server.effective_port)
 
+    def serve(self, app: WSGIApp) -> None:
+        """From now on, requests go to `app` (the runtime, once built)."""
+        self._app = app
+
+    def _dispatch(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        return self._app(environ, start_response)
+
     @property
     def refused(self) -> int:
         return int(self._server.refused)
@@ -163,6 +176,8 @@ class HttpServer:
         return int(self._server.timed_out)
 
     def start(self) -> None:
+        if self._thread is not None:
+            return  # `envbot serve` started it before the runtime was built
         self._thread = threading.Thread(target=self._server.run, name="envbot-http", daemon=True)
         self._thread.start()
 
@@ -192,3 +207,40 @@ class HttpServer:
         if self._thread is not None:
             self._thread.join(timeout)
         server.task_dispatcher.shutdown(timeout=int(timeout))
+
+
+def _connection_limit(wanted: int) -> int:
+    """HTTP_CONNECTION_LIMIT, lowered to what the open-files limit allows (accept() would fail past it)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or wanted <= soft - FDS_KEPT_FREE:
+        return wanted
+    allowed = max(10, soft - FDS_KEPT_FREE)
+    log.warning("HTTP_CONNECTION_LIMIT=%d is above what the open-files limit (%d) allows; using %d",
+                wanted, soft, allowed)  # fmt: skip
+    return allowed
+
+
+def listeners(settings: Settings, port: int | None = None) -> tuple[HttpServer, HttpServer | None]:
+    """The Slack-facing listener and, with OPS_PORT, the probes' own. They answer "starting" until the
+    runtime hands them its applications (`serve`), so the port opens before anything slow happens."""
+    server = HttpServer(
+        starting, settings.host, settings.port if port is None else port, settings.http_threads,
+        _connection_limit(settings.http_connection_limit), settings.http_idle_timeout,
+        read_deadline=settings.http_read_deadline, per_client=settings.http_connections_per_client,
+    )  # fmt: skip
+    ops = None
+    if settings.ops_port is not None:
+        # Probes and scrapes: a few short connections from the kubelet and Prometheus.
+        ops = HttpServer(
+            starting, settings.host, settings.ops_port, threads=2, connection_limit=OPS_CONNECTION_LIMIT,
+            idle_timeout=settings.http_idle_timeout, read_deadline=settings.http_read_deadline,
+            per_client=OPS_CONNECTIONS_PER_CLIENT,
+        )  # fmt: skip
+    return server, ops
+
+
+def starting(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """Before the runtime is built: alive, not ready, nothing else."""
+    alive = environ.get("PATH_INFO") == "/healthz"
+    start_response("200 OK" if alive else "503 Service Unavailable", [("Content-Type", "text/plain; charset=utf-8")])
+    return [b"starting\n"]
