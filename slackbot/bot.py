@@ -7,6 +7,7 @@ transports run on their own bounded scheduler and whose reply they deliver after
 
 from slackbot import metrics, replies
 from slackbot.audit import AuditLog
+from slackbot.channels import ChannelDirectory, NoChannels
 from slackbot.clock import Clock, utc_now
 from slackbot.commands import (
     Command,
@@ -48,6 +49,7 @@ class EnvBot:
         suffix: RandomSuffix = random_suffix,
         argo_ui_url: str | None = None,
         view_refresh: float = 0.0,
+        channels: ChannelDirectory | None = None,
     ) -> None:
         policy = policy or Policy()
         self.services = Services(
@@ -61,6 +63,7 @@ class EnvBot:
             links=Links(argo_ui_url, orchestrator.namespace),
             retention=RecordRetention(orchestrator, policy),
             view=EnvironmentView(orchestrator, view_refresh),
+            channels=channels or NoChannels(),
         )
         self._seen = RecentKeys(DUPLICATE_WINDOW)
 

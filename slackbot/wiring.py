@@ -3,6 +3,7 @@
 from slackbot.argo_cli import ArgoCliOrchestrator, ProcessRunner, Runner
 from slackbot.audit import AuditLog
 from slackbot.bot import EnvBot
+from slackbot.channels import ChannelDirectory
 from slackbot.clock import Clock, utc_now
 from slackbot.groups import GroupDirectory
 from slackbot.policy import load_policy
@@ -20,6 +21,7 @@ def build_bot(
     groups: GroupDirectory | None = None,
     clock: Clock = utc_now,
     audit: AuditLog | None = None,
+    channels: ChannelDirectory | None = None,
 ) -> EnvBot:
     return EnvBot(
         orchestrator=build_orchestrator(settings, runner),
@@ -29,4 +31,5 @@ def build_bot(
         audit=audit or AuditLog(path=settings.envbot_audit_file),
         argo_ui_url=str(settings.argo_ui_url) if settings.argo_ui_url else None,
         view_refresh=settings.env_view_refresh,
+        channels=channels,
     )

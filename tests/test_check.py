@@ -38,7 +38,10 @@ def test_everything_proven_ok_in_http_mode(tmp_path: Path, fake_argo: FakeArgo, 
         "warning: no admins or oncall_groups: only an environment's owner can extend or destroy it"
     )
     assert lines["slack bot token"] == "ok (team Example, bot user UBOT)"
-    assert lines["slack scopes"] == "ok (chat:write, commands, usergroups:read)"
+    assert (
+        lines["slack scopes"]
+        == "ok (channels:read, chat:write, commands, groups:read, im:read, mpim:read, usergroups:read)"
+    )
     assert lines["slack signing secret"].startswith("ok (set; ")
     assert lines["argo cli"] == "ok (v3.7.18, floor v3.6.0)"
     assert lines["argo server"].startswith("ok (kube mode")
@@ -137,7 +140,7 @@ def test_slack_tokens_are_tried_and_wrong_kinds_named(
         lines["slack bot token"] == "FAILED: SLACK_BOT_TOKEN holds an app-level token; it needs the bot token (xoxb-…)"
     )
 
-    fake_slack.scopes = ("commands",)
+    fake_slack.scopes = ("commands", "channels:read", "groups:read", "im:read", "mpim:read")
     code, lines, _ = check(tmp_path, fake_argo, fake_slack)
     assert code == 1
     assert lines["slack scopes"] == (

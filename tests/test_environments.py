@@ -122,6 +122,7 @@ def test_list_all_sees_every_environment_past_any_page_size(bot: HttpBot, fake_a
             "envbot.dev/env": f"many-{i:03d}",
             "envbot.dev/action": "create",
             "envbot.dev/owner": f"U0OWNER{i % 9}",
+            "envbot.dev/channel": "C0PUBLIC1",  # a public channel: everyone sees them (docs/commands.md)
         },
     )
     reply = run(bot, "list all", user=C)

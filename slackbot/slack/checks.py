@@ -11,7 +11,10 @@ from slackbot.settings import Settings
 from slackbot.slack.api import error_code, web_client
 
 # What manifests/slack-app.yaml asks for (a test keeps the two equal).
-REQUIRED_SCOPES = frozenset({"commands", "chat:write", "usergroups:read"})
+# channels:read … mpim:read: who may see an environment from a private channel or DM (usecases/visibility.py)
+REQUIRED_SCOPES = frozenset(
+    {"commands", "chat:write", "usergroups:read", "channels:read", "groups:read", "im:read", "mpim:read"}
+)
 _KINDS = {"xoxb-": "a bot token", "xapp-": "an app-level token", "xoxp-": "a user token", "xoxe": "a refresh token"}
 
 

@@ -27,6 +27,7 @@ from slackbot.errors import ConfigError, OrchestratorError
 from slackbot.scheduler import Scheduler
 from slackbot.settings import Settings
 from slackbot.slack.api import web_client
+from slackbot.slack.channels import SlackChannelDirectory
 from slackbot.slack.delivery import Responder
 from slackbot.slack.groups import SlackGroupDirectory
 from slackbot.slack.http import SlackHttp
@@ -75,7 +76,10 @@ class Runtime:
         self.client = web_client(settings)
         self.groups = SlackGroupDirectory(self.client, settings.group_cache_seconds)
         self.scheduler = Scheduler(settings.argo_concurrency)
-        self.bot = build_bot(settings, runner=runner, groups=self.groups, clock=clock, audit=audit)
+        self.channels = SlackChannelDirectory(self.client, settings.group_cache_seconds)
+        self.bot = build_bot(
+            settings, runner=runner, groups=self.groups, clock=clock, audit=audit, channels=self.channels
+        )
         self.responder = Responder(str(settings.slack_response_url_prefix), settings.slack_timeout)
         self.app = _bolt_app(settings, self.client, mode)
         Listeners(self.bot, self.scheduler, self.responder, self.groups, time_acks=mode == "socket").register(self.app)

@@ -4,13 +4,14 @@ import difflib
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Literal
 
 from slackbot import metrics, replies
 from slackbot.audit import AuditLog, AuditRecord, Decision, Outcome
+from slackbot.channels import ChannelDirectory, NoChannels
 from slackbot.clock import Clock
 from slackbot.commands import redact
 from slackbot.durations import format_duration
@@ -72,6 +73,7 @@ class Services:
     links: Links
     retention: RecordRetention
     view: EnvironmentView
+    channels: ChannelDirectory = field(default_factory=NoChannels)  # who may see what (usecases/visibility.py)
 
     def intake(
         self,

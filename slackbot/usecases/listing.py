@@ -12,6 +12,7 @@ from slackbot.history import Environment
 from slackbot.orchestrator import Scope
 from slackbot.replies import Reply
 from slackbot.usecases.common import Intake, Invocation, Services
+from slackbot.usecases.visibility import Viewer
 
 FAILED_SHOWN_FOR = timedelta(days=1)
 
@@ -22,7 +23,8 @@ def plan(services: Services, invocation: Invocation, command: ListCommand) -> In
     def work() -> Reply:
         now = invocation.received_at
         found = services.history.environments(scope, view=True)
-        shown = [env for env in found.values() if listed(env, now)]
+        viewer = Viewer(services, invocation.actor.user_id)  # private environments only for those who may see
+        shown = viewer.visible(env for env in found.values() if listed(env, now))
         live = sum(env.is_live(now) for env in shown)
         services.record(invocation, "list", "allowed", outcome="answered", reason=f"{live} live")
         return replies.listing(title, shown, now)

@@ -6,6 +6,7 @@ from slackbot.errors import EnvbotError
 from slackbot.orchestrator import WorkflowDetail
 from slackbot.replies import Reply
 from slackbot.usecases.common import Intake, Invocation, Services
+from slackbot.usecases.visibility import Viewer
 
 MAX_DETAILS = 3  # `argo get` calls for failed workflows, newest first
 
@@ -15,7 +16,8 @@ def plan(services: Services, invocation: Invocation, command: StatusCommand) -> 
 
     def work() -> Reply:
         env = services.history.environment(name, view=True)
-        if env is None:
+        # A private environment is answered as if unknown to those who may not see it: its name says nothing.
+        if env is None or not Viewer(services, invocation.actor.user_id).may_see(env):
             raise services.unknown(invocation.actor, name)
         details: dict[str, WorkflowDetail] = {}
         for record in [r for r in reversed(env.workflows) if r.failed][:MAX_DETAILS]:

@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
-BOT_SCOPES = ("commands", "chat:write", "usergroups:read")
+BOT_SCOPES = ("commands", "chat:write", "usergroups:read", "channels:read", "groups:read", "im:read", "mpim:read")
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,9 @@ class FakeSlack:
         self.groups: dict[str, list[str]] = {}
         self.groups_down = False
         self.groups_hang = 0.0  # seconds usergroups.users.list takes to answer
+        # Private conversations (id -> members). Any other `C…` id answers as a public channel; a `G…` or
+        # `D…` id not listed here answers channel_not_found, as for a conversation the bot is not in.
+        self.private_channels: dict[str, list[str]] = {}
         self.redirects: dict[str, str] = {}  # path -> Location answered with a 302
         self.socket_url = ""
         self.token_valid = True
@@ -208,11 +211,24 @@ class FakeSlack:
             if group not in self.groups:
                 return {"ok": False, "error": "no_such_subteam"}, {}
             return {"ok": True, "users": self.groups[group]}, {}
+        if path in ("/api/conversations.info", "/api/conversations.members"):
+            return self._conversation(path, str(body.get("channel") or "")), {}
         if path == "/api/chat.postMessage":
             return self._post(body), {}
         if path == "/api/chat.update":
             return self._update(body), {}
         return {"ok": True}, {}
+
+    def _conversation(self, path: str, channel: str) -> dict[str, Any]:
+        if channel in self.private_channels:
+            if path.endswith(".members"):
+                return {"ok": True, "members": self.private_channels[channel], "response_metadata": {"next_cursor": ""}}
+            return {"ok": True, "channel": {"id": channel, "is_private": True, "is_im": False, "is_mpim": False}}
+        if not channel.startswith("C"):
+            return {"ok": False, "error": "channel_not_found"}
+        if path.endswith(".members"):
+            return {"ok": False, "error": "not_in_channel"}
+        return {"ok": True, "channel": {"id": channel, "is_private": False, "is_im": False, "is_mpim": False}}
 
     def _post(self, body: dict[str, Any]) -> dict[str, Any]:
         channel = str(body.get("channel") or "")
