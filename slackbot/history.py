@@ -89,7 +89,7 @@ class Environment(BaseModel):
         """What a new extend or destroy of this environment records about it."""
         return Lineage(
             owner=self.owner, channel=self.channel, service=self.service, incarnation=self.create.name,
-            after=self.latest.name,
+            after=self.latest.name, thread=self.create.thread,
         )  # fmt: skip
 
     def state(self, now: datetime) -> State:

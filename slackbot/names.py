@@ -72,6 +72,16 @@ def _slack_id(prefixes: str) -> AfterValidator:
 
 UserId = Annotated[str, _slack_id("UW")]
 ChannelId = Annotated[str, _slack_id("CGD")]
+_MESSAGE_TS = re.compile(r"[0-9]{1,12}\.[0-9]{1,9}")
+
+
+def _message_ts(value: str) -> str:
+    if not _MESSAGE_TS.fullmatch(value):
+        raise ValueError("not a Slack message timestamp")
+    return value
+
+
+MessageTs = Annotated[str, AfterValidator(_message_ts)]  # a message's id within its channel, e.g. 1764320001.000100
 GroupId = Annotated[str, _slack_id("S")]
 
 

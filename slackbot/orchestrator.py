@@ -16,12 +16,13 @@ TEMPLATE_ACTIONS = {CREATE_TEMPLATE: "create", EXTEND_TEMPLATE: "extend", DESTRO
 TEMPLATE_PARAMETERS = {
     CREATE_TEMPLATE: (
         "env_name", "service", "expires_at", "requested_by", "slack_channel", "warn_before", "extend_choices",
-        "latest_expiry",
+        "latest_expiry", "slack_thread",
     ),
     EXTEND_TEMPLATE: (
         "env_name", "expires_at", "requested_by", "slack_channel", "warn_before", "extend_choices", "latest_expiry",
+        "slack_thread",
     ),
-    DESTROY_TEMPLATE: ("env_name", "requested_by", "slack_channel"),
+    DESTROY_TEMPLATE: ("env_name", "requested_by", "slack_channel", "slack_thread"),
 }  # fmt: skip
 
 FAILED_PHASES = frozenset({"Failed", "Error"})
@@ -49,6 +50,7 @@ class WorkflowRecord(_Frozen):
     incarnation: str | None = None  # extend/destroy: the create workflow they act on
     after: str | None = None  # the workflow this one followed (a create: the one it replaced)
     request: str | None = None  # the key of the Slack request that submitted it (docs/adr/0011)
+    thread: str | None = None  # the ts of the environment's channel message its notices thread under (ADR 0009)
 
     @property
     def failed(self) -> bool:

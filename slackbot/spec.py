@@ -9,7 +9,7 @@ from slackbot.clock import rfc3339
 from slackbot.commands import EnvName, ServiceName
 from slackbot.durations import format_duration
 from slackbot.idempotency import RequestKey
-from slackbot.names import ChannelId, UserId, WorkflowName
+from slackbot.names import ChannelId, MessageTs, UserId, WorkflowName
 
 
 def _whole_utc_seconds(value: datetime) -> datetime:
@@ -65,6 +65,7 @@ class EnvironmentSpec(_Frozen):
     replaces: WorkflowName | None = None
     notices: Notices = Notices()
     request: RequestKey | None = None  # the Slack request's key: names the workflow (docs/adr/0011)
+    slack_thread: MessageTs | None = None  # the environment's channel message; notices thread under it (ADR 0009)
 
     @property
     def expires_at_text(self) -> str:
@@ -79,6 +80,7 @@ class Lineage(_Frozen):
     service: ServiceName | None = None
     incarnation: WorkflowName | None = None  # the create workflow of the environment acted on
     after: WorkflowName | None = None  # the newest workflow of that environment when the decision was made
+    thread: MessageTs | None = None  # the environment's channel message (from its create)
 
 
 class ExtendRequest(_Frozen):

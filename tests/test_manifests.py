@@ -172,10 +172,10 @@ def bot_argv(action: str, full: bool) -> list[str]:
     argo = ArgoCliOrchestrator("argo", "argo", 5, runner)
     expires = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
     who = {"requested_by": "U1AAA"} if full else {}
-    lineage = Lineage(channel="C1AAA") if full else Lineage()
+    lineage = Lineage(channel="C1AAA", thread="1764320001.000100") if full else Lineage()
     notices = {"notices": NOTICES} if full else {}
     if action == "create":
-        where = {"slack_channel": "C1AAA"} if full else {}
+        where = {"slack_channel": "C1AAA", "slack_thread": "1764320001.000100"} if full else {}
         argo.create(EnvironmentSpec(env_name="e", service="s", expires_at=expires, **who, **where, **notices))
     elif action == "extend":
         argo.extend(ExtendRequest(env_name="e", expires_at=expires, requested_by="U1AAA", lineage=lineage, **notices))

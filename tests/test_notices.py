@@ -284,6 +284,7 @@ def environment(plane: Plane, **params: Any) -> int:
         "envbot.dev/latest-expiry": p["latest_expiry"],
         "envbot.dev/expiry-set-at": rfc3339(plane.now()),
         "envbot.dev/incarnation": f"{CREATE}-test1",
+        "envbot.dev/slack-thread": p.get("slack_thread", ""),
     }
     plane.api.add_namespace(p["env_name"], labels, annotations)
     return expiry_of(plane, p["env_name"])
@@ -825,9 +826,9 @@ def test_the_reaper_records_what_it_deleted_and_each_channel_is_told_once(plane:
     workflow = reap(plane)
     reaped = json.loads((plane.folder / "reaper" / "envbot-reaped.json").read_text())
     assert reaped == [
-        {"env": "old-a", "channel": CHANNEL},
-        {"env": "old-b", "channel": "C222BBB"},
-        {"env": "old-quiet", "channel": ""},
+        {"env": "old-a", "channel": CHANNEL, "thread": ""},  # thread: none (created without a channel message)
+        {"env": "old-b", "channel": "C222BBB", "thread": ""},
+        {"env": "old-quiet", "channel": "", "thread": ""},
     ]
     for _ in range(3):
         plane.sweep()

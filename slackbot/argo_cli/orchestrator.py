@@ -84,6 +84,7 @@ class ArgoCliOrchestrator:
     def extend(self, request: ExtendRequest) -> Submission:
         params = {"env_name": request.env_name, "expires_at": request.expires_at_text}
         params |= _present(requested_by=request.requested_by, slack_channel=request.lineage.channel)
+        params |= _present(slack_thread=request.lineage.thread)
         params |= _notices(request.notices)
         labels = _lineage("extend", request.requested_by, request.lineage)
         labels[LABEL_EXPIRES] = _epoch(request.expires_at)
@@ -92,6 +93,7 @@ class ArgoCliOrchestrator:
     def destroy(self, request: DestroyRequest) -> Submission:
         params = {"env_name": request.env_name}
         params |= _present(requested_by=request.requested_by, slack_channel=request.lineage.channel)
+        params |= _present(slack_thread=request.lineage.thread)
         labels = _lineage("destroy", request.requested_by, request.lineage)
         return self._submit(DESTROY_TEMPLATE, request.env_name, params, labels, request=request.request)
 
@@ -281,6 +283,7 @@ def _present(**values: str | None) -> dict[str, str]:
 def _create_params(spec: EnvironmentSpec) -> dict[str, str]:
     params = {"env_name": spec.env_name, "service": spec.service, "expires_at": spec.expires_at_text}
     params |= _present(requested_by=spec.requested_by, slack_channel=spec.slack_channel)
+    params |= _present(slack_thread=spec.slack_thread)
     return params | _notices(spec.notices)
 
 

@@ -5,6 +5,7 @@ the few fields envbot needs, so memory follows the number of records, not the si
 """
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -113,6 +114,7 @@ def workflow_record(item: dict[str, Any]) -> WorkflowRecord | None:
         incarnation=labels.get(LABEL_INCARNATION),
         after=labels.get(LABEL_AFTER),
         request=labels.get(LABEL_REQUEST),
+        thread=_message_ts(params.get("slack_thread")),
     )
 
 
@@ -174,3 +176,8 @@ def _parameters(item: dict[str, Any]) -> dict[str, Any]:
 
 def _dict(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
+
+
+def _message_ts(value: object) -> str | None:
+    """A Slack message ts from a parameter, or None (empty, or not one: never trusted as anything else)."""
+    return value if isinstance(value, str) and re.fullmatch(r"[0-9]{1,12}\.[0-9]{1,9}", value) else None
