@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BeforeValidator, Field, HttpUrl, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from slackbot.argo_cli.passthrough import Passthrough
 from slackbot.errors import ConfigError
 from slackbot.names import check_label
 
@@ -27,6 +28,11 @@ def _finite(value: object) -> object:
         raise ValueError(f"'{value}' is not a number of seconds; use a plain number such as 30")
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"{value} is not a number of seconds; use a plain number such as 30")
+    return value
+
+
+def _passthrough(value: str) -> str:
+    Passthrough.parse(value)  # refuses what may not pass, with the entry that may not
     return value
 
 
@@ -72,6 +78,8 @@ class Settings(BaseSettings):
     # MiB read from one `argo list` at most; lists are parsed as they stream, so this bounds time, not memory.
     argo_output_limit: int = Field(default=512, ge=1, le=4096)
     argo_ui_url: HttpUrl | None = None
+    # More variables for argo's kubeconfig login plugins: names and PREFIX_* (docs/install.md). Never SLACK_*.
+    argo_env_passthrough: Annotated[str, AfterValidator(_passthrough)] = ""
     # Seconds between reads of every envbot workflow for the create view (docs/adr/0010); 0: read per create.
     env_view_refresh: Seconds = Field(default=30.0, ge=0, le=3600)
     port: int = Field(default=3000, ge=1, le=65535)

@@ -1,6 +1,7 @@
 """Builds the core from settings: one place, shared by Slack, the console and `envbot check`."""
 
 from slackbot.argo_cli import ArgoCliOrchestrator, ProcessRunner, Runner
+from slackbot.argo_cli.passthrough import Passthrough
 from slackbot.audit import AuditLog
 from slackbot.bot import EnvBot
 from slackbot.channels import ChannelDirectory
@@ -11,7 +12,10 @@ from slackbot.settings import Settings
 
 
 def build_orchestrator(settings: Settings, runner: Runner | None = None) -> ArgoCliOrchestrator:
-    runner = runner or ProcessRunner(output_limit=settings.argo_output_limit * 1024 * 1024)
+    runner = runner or ProcessRunner(
+        output_limit=settings.argo_output_limit * 1024 * 1024,
+        passthrough=Passthrough.parse(settings.argo_env_passthrough),
+    )
     return ArgoCliOrchestrator(settings.argo_bin, settings.argo_namespace, settings.argo_timeout, runner)
 
 

@@ -26,6 +26,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from slackbot.argo_cli.passthrough import Passthrough
+
 RETAINED_LIMIT = 4 * 1024 * 1024  # submit/get/version output is small; a flood is a fault
 STDERR_LIMIT = 64 * 1024
 EXIT_GRACE = 0.5  # after argo exits, how long a grandchild may keep its pipes open
@@ -72,9 +74,14 @@ class Runner(Protocol):
     ) -> Completed: ...
 
 
-def argo_environment(environ: Mapping[str, str]) -> dict[str, str]:
+def argo_environment(environ: Mapping[str, str], passthrough: Passthrough | None = None) -> dict[str, str]:
+    extra = passthrough or Passthrough()
     env = {
-        k: v for k, v in environ.items() if k in _PASSED or (k.startswith("ARGO_") and k not in ENVBOT_ARGO_SETTINGS)
+        k: v
+        for k, v in environ.items()
+        if k in _PASSED
+        or (k.startswith("ARGO_") and k not in ENVBOT_ARGO_SETTINGS)
+        or extra.allows(k, ENVBOT_ARGO_SETTINGS)
     }
     return env | {"TERM": "dumb"}
 
@@ -168,13 +175,15 @@ class ProcessRunner:
         output_limit: int = 512 * 1024 * 1024,
         environ: Mapping[str, str] | None = None,
         setpriv: str | None = SETPRIV,
+        passthrough: Passthrough | None = None,
     ) -> None:
         self.output_limit = output_limit
         self._environ = environ
         self._setpriv = setpriv
+        self._passthrough = passthrough
 
     def __call__(self, argv: list[str], timeout: float, on_stdout: Callable[[str], None] | None = None) -> Completed:
-        env = argo_environment(os.environ if self._environ is None else self._environ)
+        env = argo_environment(os.environ if self._environ is None else self._environ, self._passthrough)
         path = _resolve(argv[0], env) if self._setpriv else argv[0]
         wrapped = [self._setpriv, "--pdeathsig", "KILL", "--", path, *argv[1:]] if self._setpriv else argv
         proc = subprocess.Popen(
