@@ -115,6 +115,7 @@ def argo_checks(settings: Settings, policy: Policy | None) -> Iterator[Result]:
     yield _submit_result(orchestrator, settings.argo_namespace)
     if policy is not None:
         yield _records_result(orchestrator, policy)
+        yield _quotas_result(orchestrator, policy)
 
 
 def _version_results(text: str) -> Iterator[Result]:
@@ -179,3 +180,35 @@ def _records_result(orchestrator: ArgoCliOrchestrator, policy: Policy) -> Result
     if problem is not None:
         return failed("records", problem)
     return ok("records", retention.summary())
+
+
+def _quotas_result(orchestrator: ArgoCliOrchestrator, policy: Policy) -> Result:
+    """The policy's quotas against the limits the execution plane enforced (docs/adr/0011)."""
+    try:
+        plane = orchestrator.plane_limits()
+    except EnvbotError as error:
+        return failed("quotas", error.user_message)
+    if plane is None:
+        return warning(
+            "quotas",
+            "no finished create has reported the execution plane's limits yet, so they could not be compared "
+            "with the policy; run `envbot check` again after the first create",
+        )
+    problems = []
+    for what, setting, mine, theirs in (
+        ("per_user", "max_environments_per_user", policy.quotas.per_user, plane.per_user),
+        ("per_channel", "max_environments_per_channel", policy.quotas.per_channel, plane.per_channel),
+    ):
+        if mine != theirs:
+            said = "no limit" if theirs is None else str(theirs)
+            wanted = "remove it" if mine is None else f'set it to "{mine}"'
+            problems.append(
+                f"the policy's quotas.{what} is {mine if mine is not None else 'not set'} but envbot-settings "
+                f"{setting} is {said} ({wanted}, or change the policy)"
+            )
+    seen = f"as reported by {plane.workflow}"
+    if problems:
+        guarantee = "" if plane.per_user is not None else "; without a plane limit, two replicas can exceed the quota"
+        return warning("quotas", "; ".join(problems) + f" ({seen}){guarantee}")
+    channel = f", {plane.per_channel} per channel" if plane.per_channel is not None else ""
+    return ok("quotas", f"{plane.per_user} per user{channel}, the same in the policy and the execution plane ({seen})")

@@ -88,6 +88,15 @@ class TemplateInfo(_Frozen):
     retention_seconds: int | None  # the shorter of ttlStrategy's success/failure/completion, if set
 
 
+class PlaneLimits(_Frozen):
+    """The quota limits a create step of the execution plane enforced (its `limits` output): None means none."""
+
+    workflow: str
+    finished_at: datetime | None = None
+    per_user: int | None = None
+    per_channel: int | None = None
+
+
 class Scope(_Frozen):
     """Which part of history a decision needs; every given field narrows it (labels, not filtering)."""
 

@@ -161,8 +161,9 @@ def run_script(rendered: Rendered, folder: Path, base_env: dict[str, str], timeo
     source.write_text(rendered.source)
     # The pod's HOME and /tmp are an emptyDir; here they are the test's own folder.
     env = rendered.env | base_env | {"ENVBOT_LIB": str(folder / "lib.sh"), "ENVBOT_NOTIFY": str(folder / "notify.sh")}
-    if "ENVBOT_REAPED_FILE" in env:  # the reaper's output parameter file, in /tmp in the pod
-        env["ENVBOT_REAPED_FILE"] = str(folder / "envbot-reaped.json")
+    for output in ("ENVBOT_REAPED_FILE", "ENVBOT_LIMITS_FILE"):  # output parameter files, in /tmp in the pod
+        if output in env:
+            env[output] = str(folder / Path(env[output]).name)
     if rendered.services is not None:  # the envbot-services volume: one file per key
         profiles = folder / "services"
         profiles.mkdir(exist_ok=True)

@@ -9,7 +9,9 @@ import yaml
 
 from slackbot.slack.checks import REQUIRED_SCOPES
 from tests.conftest import APP_TOKEN, BOT_TOKEN, ROOT, SIGNING_SECRET, FakeArgo
-from tests.execution_plane import ARGO_NAMESPACE
+from tests.execution_plane import ARGO_NAMESPACE, SETTINGS
+from tests.fakes.argo_controller import Controller
+from tests.fakes.kube_api import FakeKubeApi
 from tests.fakes.slack_api import FakeSlack
 from tests.test_cli import envbot
 
@@ -51,6 +53,7 @@ def test_everything_proven_ok_in_http_mode(tmp_path: Path, fake_argo: FakeArgo, 
     dry_run = f"ok (a server-side dry run of env-create-template in {ARGO_NAMESPACE} was accepted"
     assert lines["argo submit"].startswith(dry_run)
     assert lines["records"] == "ok (workflows kept 21d, longer than ttl.lifetime 14d plus 1h for the reaper)"
+    assert lines["quotas"].startswith("warning: no finished create has reported the execution plane's limits yet")
     assert fake_argo.workflows() == []  # the dry run created nothing
     (submit,) = fake_argo.submits()
     assert "--server-dry-run" in submit
@@ -199,3 +202,27 @@ def test_policies_that_switch_the_bot_off_warn_and_a_bad_audit_file_fails(
 def test_the_required_scopes_are_what_the_manifest_asks_for() -> None:
     manifest = yaml.safe_load((ROOT / "manifests/slack-app.yaml").read_text())
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == REQUIRED_SCOPES
+
+
+def test_quotas_compare_the_policy_with_the_limits_the_execution_plane_enforced(
+    tmp_path: Path, fake_argo: FakeArgo, fake_slack: FakeSlack, api: FakeKubeApi
+) -> None:
+    policy = tmp_path / "policy.yaml"
+    params = {"service": "checkout", "expires_at": "2999-01-01T00:00:00Z", "requested_by": "U111AAA"}
+    cases = [  # what envbot-settings says, what the policy says, what check reports
+        ({}, "quotas: {per_user: 3, per_channel: 20}", "ok (3 per user, 20 per channel, the same in the policy"),
+        ({}, "quotas: {per_user: 5}", "warning: the policy's quotas.per_user is 5 but envbot-settings "
+         'max_environments_per_user is 3 (set it to "5", or change the policy); the policy\'s quotas.per_channel '
+         "is not set but envbot-settings max_environments_per_channel is 20 (remove it, or change the policy)"),
+        ({"max_environments_per_user": "", "max_environments_per_channel": ""}, "quotas: {per_user: 3}",
+         "without a plane limit, two replicas can exceed the quota"),
+    ]  # fmt: skip
+    for i, (settings, quotas, expected) in enumerate(cases):
+        with Controller(fake_argo, api, tmp_path / f"plane-{i}", SETTINGS | settings) as plane:
+            fake_argo.add_workflow(name=f"env-create-template-case{i}", params=params | {"env_name": f"case-{i}"})
+            plane.wait_until_all_ended()
+        policy.write_text(quotas + "\n")
+        code, lines, result = check(tmp_path, fake_argo, fake_slack, ENVBOT_POLICY=str(policy))
+        assert code == 0, result.stdout
+        assert expected in lines["quotas"], lines["quotas"]
+        assert f"as reported by env-create-template-case{i}" in lines["quotas"]

@@ -336,6 +336,21 @@ def test_a_failed_create_mentions_the_requester_names_the_step_and_links_to_argo
     assert "actions" not in json.dumps(message["blocks"])  # only warnings carry buttons
 
 
+def test_a_create_the_plane_refused_over_quota_says_why_and_what_to_do(plane: Plane) -> None:
+    workflow = plane.workflow(CREATE, create_params(plane))
+    reason = (  # the create step's own words (tests/test_plane_quotas.py), as Argo quotes them
+        "Error (exit code 1): envbot: user U111AAA already has 3 live environments (limit 3): a, b, c. "
+        "Destroy one with /env destroy <name> and try again; nothing was created"
+    )
+    plane.exit_handler(CREATE, workflow, "Failed", failure(reason), plane.settings | {"argo_ui_url": ""})
+    (message,) = plane.posted()
+    assert message["text"] == (
+        f"<@{OWNER}> :x: Creating `{ENV}` failed at step `create`: Error (exit code 1): envbot: user U111AAA "
+        "already has 3 live environments (limit 3): a, b, c. Destroy one with /env destroy &lt;name&gt; and try "
+        f"again; nothing was created\nWorkflow `{workflow}`. See what exists with `/env status {ENV}`."
+    )
+
+
 @pytest.mark.parametrize(
     ("name", "status", "expected"),
     [

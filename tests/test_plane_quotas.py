@@ -253,3 +253,21 @@ def test_100_racing_creates_from_one_user_on_two_replicas_give_exactly_the_quota
     else:
         assert len(workflows) >= 3
         assert all("live environments (limit 3)" in r["text"] for r in replies if r not in submitted)
+
+
+def test_a_create_the_plane_refuses_shows_why_in_status(
+    tmp_path: Path, fake_argo: FakeArgo, api: FakeKubeApi, http_bot_factory: Any
+) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("quotas: {per_user: 5}\n")  # the bot's own check lets the second one through
+    bot = http_bot_factory(envbot_policy=policy)
+    with Controller(fake_argo, api, tmp_path / "plane", SETTINGS | {"max_environments_per_user": "1"}) as plane:
+        for name in ("first-one", "second-one"):
+            _, path = bot.command(f"create checkout name={name}")
+            assert bot.reply(path)["response_type"] == "in_channel"  # submitted: the bot saw room
+            plane.wait_until_all_ended()
+    assert _live_namespaces(api) == ["first-one"]
+    _, path = bot.command("status second-one")
+    status = bot.reply(path)["text"]
+    assert "envbot: user U111AAA already has 1 live environments (limit 1): first-one." in status
+    assert "rpc error" not in status

@@ -31,6 +31,7 @@ from slackbot.argo_cli.labels import (
 from slackbot.argo_cli.output import (
     NotAWorkflowList,
     WorkflowListReader,
+    plane_limits,
     template_info,
     workflow_detail,
 )
@@ -43,6 +44,7 @@ from slackbot.orchestrator import (
     EXTEND_TEMPLATE,
     TEMPLATE_ACTIONS,
     TEMPLATE_PARAMETERS,
+    PlaneLimits,
     Scope,
     Submission,
     TemplateInfo,
@@ -178,6 +180,22 @@ class ArgoCliOrchestrator:
     def template(self, name: str) -> TemplateInfo:
         argv = [self.argo_bin, "template", "get", name, "-n", self.namespace, "-o", "json"]
         return template_info(self._json(self._run(argv, "template", name), "argo template get"))
+
+    def plane_limits(self, lookback: int = 5) -> PlaneLimits | None:
+        """The quota limits the execution plane enforced in its latest finished creates, which record
+        them as the step's `limits` output (the bot cannot read envbot-settings). None: none recorded."""
+        terms: dict[str, str | None] = {LABEL_MANAGED_BY: MANAGED_BY, LABEL_ACTION: "create"}
+        argv = [self.argo_bin, "list", "-n", self.namespace, "-l", selector(terms), "--completed", "-o", "name"]
+        listed = self._run(argv, "list", None).stdout.strip()
+        names = [] if listed == "No workflows found" else listed.split()  # what printWorkflows says for none
+        if any(not _WORKFLOW_NAME.fullmatch(name) for name in names):
+            raise OrchestratorError("argo list -o name printed something other than workflow names; relied on nothing.")
+        for name in names[:lookback]:  # latest finished first
+            get = [self.argo_bin, "get", name, "-n", self.namespace, "-o", "json"]
+            found = plane_limits(self._json(self._run(get, "get", None), "argo get"))
+            if found is not None:
+                return found
+        return None
 
     def version(self) -> str:
         """What `argo version --short` prints: the CLI's version, and the server's in argo-server mode."""

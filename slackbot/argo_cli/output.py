@@ -21,7 +21,7 @@ from slackbot.argo_cli.labels import (
     LABEL_REQUESTED_BY,
     LABEL_SERVICE,
 )
-from slackbot.orchestrator import FailedStep, TemplateInfo, WorkflowDetail, WorkflowRecord
+from slackbot.orchestrator import FailedStep, PlaneLimits, TemplateInfo, WorkflowDetail, WorkflowRecord
 
 MAX_ITEM = 8 * 1024 * 1024
 _DECODER = json.JSONDecoder()
@@ -135,6 +135,32 @@ def workflow_detail(item: dict[str, Any]) -> WorkflowDetail:
     elif status.get("phase") in ("Failed", "Error"):
         step = FailedStep(name="workflow", message=str(status.get("message") or "no message"))
     return WorkflowDetail(record=workflow_record(item), failed_step=step)
+
+
+def plane_limits(item: dict[str, Any]) -> PlaneLimits | None:
+    """What a create step recorded as its `limits` output; None if it recorded nothing readable."""
+    status = _dict(item.get("status"))
+    for node in _dict(status.get("nodes")).values():
+        for param in _dict(_dict(node).get("outputs")).get("parameters") or []:
+            if not isinstance(param, dict) or param.get("name") != "limits":
+                continue
+            try:
+                recorded = _dict(json.loads(str(param.get("value") or "")))
+            except json.JSONDecodeError:
+                return None
+            if not recorded:
+                return None
+            return PlaneLimits(
+                workflow=str(_dict(item.get("metadata")).get("name", "")),
+                finished_at=instant(status.get("finishedAt")),
+                per_user=_count(recorded.get("max_environments_per_user")),
+                per_channel=_count(recorded.get("max_environments_per_channel")),
+            )
+    return None
+
+
+def _count(value: object) -> int | None:
+    return int(value) if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 7 else None
 
 
 def template_info(item: dict[str, Any]) -> TemplateInfo:

@@ -154,6 +154,8 @@ class Controller:
             else:  # the step's message is the script's `envbot: ...` line (its termination message)
                 reason = [line for line in run.stderr.splitlines() if line.startswith("envbot: ")]
                 self.argo.set_phase(name, "Failed", node_message=(reason or [run.stderr.strip()])[-1])
+            limits = self.folder / "pods" / name / "envbot-limits.json"  # the step's output parameter file
+            self.argo.set_outputs(name, {"limits": limits.read_text() if limits.exists() else ""})
 
 
 def _is_create(workflow: dict[str, Any]) -> bool:

@@ -132,6 +132,22 @@ class FakeArgo:
             store.close()
         return workflow
 
+    def set_outputs(self, name: str, parameters: Mapping[str, str], *, namespace: str | None = None) -> Workflow:
+        """Record the output parameters of a one-step workflow's pod node, as the executor reports them."""
+        store = Store(self.state)
+        try:
+            with store.write():
+                workflow = store.get(namespace or self._namespace(), name)
+                if workflow is None:
+                    raise KeyError(f"no workflow {name}")
+                (node,) = workflow["status"]["nodes"].values()
+                node.setdefault("outputs", {})["parameters"] = [{"name": k, "value": v} for k, v in parameters.items()]
+                workflow["metadata"]["resourceVersion"] = store.resource_version()
+                store.replace(workflow)
+        finally:
+            store.close()
+        return workflow
+
     def add_workflow(
         self,
         template: str = "env-create-template",
