@@ -17,7 +17,7 @@ from slackbot.argo_cli import ArgoCliOrchestrator
 from slackbot.errors import OrchestratorError
 from slackbot.idempotency import request_key, workflow_name
 from slackbot.spec import DestroyRequest, EnvironmentSpec
-from tests.conftest import block_actions
+from tests.conftest import HttpBot, block_actions
 from tests.execution_plane import ARGO_NAMESPACE
 from tests.fakes.argo_handle import FakeArgo
 from tests.fakes.slack_api import FakeSlack
@@ -227,3 +227,66 @@ def test_a_duplicate_of_a_request_that_expired_from_memory_answers_from_history(
     # The replica's view of environments (docs/adr/0010) may not have read it yet, so Argo may refuse the
     # named submit (AlreadyExists) and the answer is read from the first workflow: nothing new either way.
     assert [w["metadata"]["name"] for w in fake_argo.workflows()] == [workflow_name(CREATE, key)]
+
+
+# --- the refusal path, made deterministic: the first delivery's workflow exists but no read shows it yet ------
+
+
+def _hidden(labels: dict[str, str]) -> dict[str, str]:
+    """Labels of an envbot workflow that scoped reads (managed-by=envbot) do not select: what another
+    replica's submit looks like to a read that ran just before it landed."""
+    return {k: v for k, v in labels.items() if k != "app.kubernetes.io/managed-by"}
+
+
+ENV_LABELS = {
+    "app.kubernetes.io/managed-by": "envbot", "envbot.dev/env": "hidden-demo", "envbot.dev/service": "checkout",
+    "envbot.dev/owner": "U111AAA", "envbot.dev/requested-by": "U111AAA", "envbot.dev/channel": "C111AAA",
+}  # fmt: skip
+
+
+def test_a_create_whose_first_delivery_no_read_shows_is_answered_from_argos_refusal(
+    http_bot: HttpBot, fake_argo: FakeArgo
+) -> None:
+    form, path = http_bot.command_form("create checkout ttl=4h name=hidden-demo")
+    key = request_key(form["trigger_id"])
+    first = workflow_name(CREATE, key)
+    fake_argo.add_workflow(
+        name=first,
+        params={"env_name": "hidden-demo", "service": "checkout", "expires_at": "2999-01-01T00:00:00Z"},
+        labels=_hidden(ENV_LABELS | {"envbot.dev/action": "create", "envbot.dev/request": key}),
+    )
+    assert http_bot.post(urlencode(form)).status == 200
+    reply = http_bot.reply(path)
+    assert reply["response_type"] == "in_channel"
+    assert "`hidden-demo`" in reply["text"] and f"`{first}`" in reply["text"]
+    assert "AlreadyExists" not in reply["text"] and "rpc error" not in reply["text"]
+    (submit,) = fake_argo.submits()  # refused by the API server: one attempt, then a read of the first
+    assert submit[submit.index("--name") + 1] == first
+    assert [w["metadata"]["name"] for w in fake_argo.workflows()] == [first]
+
+
+def test_an_extend_whose_first_delivery_no_read_shows_is_answered_from_argos_refusal(
+    http_bot: HttpBot, fake_argo: FakeArgo
+) -> None:
+    soon = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    created = fake_argo.add_workflow(
+        params={"env_name": "hidden-demo", "service": "checkout", "expires_at": soon},
+        labels=ENV_LABELS | {"envbot.dev/action": "create"},
+        phase="Succeeded",
+    )
+    form, path = http_bot.command_form("extend hidden-demo ttl=2h")
+    key = request_key(form["trigger_id"])
+    first = workflow_name("env-extend-template", key)
+    lineage = {"envbot.dev/create-workflow": created["metadata"]["name"], "envbot.dev/request": key}
+    fake_argo.add_workflow(
+        "env-extend-template",
+        name=first,
+        params={"env_name": "hidden-demo", "expires_at": soon},
+        labels=_hidden(ENV_LABELS | {"envbot.dev/action": "extend"} | lineage),
+    )
+    assert http_bot.post(urlencode(form)).status == 200
+    reply = http_bot.reply(path)
+    assert "extended `hidden-demo`" in reply["text"] and f"`{first}`" in reply["text"], reply["text"]
+    assert "AlreadyExists" not in reply["text"]
+    extends = [w for w in fake_argo.workflows() if w["metadata"]["labels"]["envbot.dev/action"] == "extend"]
+    assert [w["metadata"]["name"] for w in extends] == [first]
