@@ -15,7 +15,10 @@ from slackbot.errors import ConfigError
 from slackbot.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    import threading
+
     from slackbot.groups import GroupDirectory
+    from slackbot.slack.runtime import Runtime
 
 # Each command imports what it needs when it runs: `serve` opens its port before Slack's SDK and the
 # core are even loaded (docs/adr/0010).
@@ -58,13 +61,18 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     mode = args.mode or settings.default_mode
     settings.require(mode)
     stopping, signals, runtime = threading.Event(), 0, None
+    hurry, second = threading.Event(), list[int]()  # set from the signal handler, which must not start threads itself
 
     def stop(signum: int, frame: FrameType | None) -> None:
         nonlocal signals
         signals += 1
-        if signals > 1:  # a second signal: no more grace
+        if signals > 1:  # a second signal: no more grace, but a last word to everyone whose command was taken
             from slackbot.argo_cli import CHILDREN
 
+            if runtime is not None and signals == 2:
+                second.append(128 + signum)  # a thread waiting for this gives the last words, then exits
+                hurry.set()
+                return
             CHILDREN.kill_all()
             os._exit(128 + signum)
         stopping.set()
@@ -80,6 +88,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from slackbot.slack.runtime import Runtime
 
     runtime = Runtime(settings, mode, servers=servers)
+    threading.Thread(target=_hurry, args=(hurry, second, runtime), name="envbot-second-signal", daemon=True).start()
     if stopping.is_set():  # a signal while it was being built
         runtime.request_stop()
     runtime.start()
@@ -87,6 +96,14 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     runtime.wait()
     runtime.stop()
     return runtime.exit_code
+
+
+def _hurry(second_signal: "threading.Event", code: list[int], runtime: "Runtime") -> None:
+    second_signal.wait()
+    try:
+        runtime.hurry()
+    finally:
+        os._exit(code[0])
 
 
 def _console(args: argparse.Namespace, settings: Settings) -> int:

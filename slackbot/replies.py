@@ -155,6 +155,11 @@ def internal_error(reference: str) -> Reply:
 
 
 RESTARTING = Reply(text=":warning: envbot is restarting; nothing was submitted. Try again in a minute.", problem=True)
+INTERRUPTED = Reply(
+    text=":warning: envbot was stopped while working on this. It may or may not have reached the cluster; "
+    "check `/env status` in a minute before retrying.",
+    problem=True,
+)
 DUPLICATE = Reply(text=":information_source: Already on it: that request arrived twice, so it runs once.")
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from slackbot import metrics
-from slackbot.replies import RESTARTING, Reply
+from slackbot.replies import INTERRUPTED, RESTARTING, Reply
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ class _Job:
     work: Callable[[], Reply]
     deliver: Deliver
     queued_at: float = field(default_factory=time.monotonic)
+    settled: bool = False  # its reply (or a word about why there is none) was handed to `deliver`
 
     @property
     def party(self) -> str | None:
@@ -44,6 +45,7 @@ class Scheduler:
         self._turns = 0
         self._last_turn: dict[str | None, int] = {}  # parties with jobs queued or running: when they last started
         self._running = 0
+        self._active: list[_Job] = []  # running now
         self._accepting = True
         self._threads = [threading.Thread(target=self._loop, name=f"{name}-{i}", daemon=True) for i in range(size)]
         for thread in self._threads:
@@ -86,6 +88,43 @@ class Scheduler:
             _deliver(job.deliver, RESTARTING)
         return running
 
+    def hurry(self, budget: float, interrupt: Callable[[], object]) -> int:
+        """A second signal: stop at once, but tell everyone whose command was taken what happened.
+
+        Queued commands are told nothing was submitted; `interrupt` ends running argo calls, so their
+        commands finish with that in their reply; any still running near the end of `budget` seconds
+        get INTERRUPTED instead. Deliveries run side by side. Returns how many were still running."""
+        with self._cond:
+            self._accepting = False
+            unstarted, self._pending = self._pending, []
+            metrics.QUEUE_DEPTH.set(0)
+            self._cond.notify_all()
+        interrupt()
+        started = time.monotonic()
+        deadline = started + budget
+        senders = [_send(job.deliver, RESTARTING) for job in unstarted]
+        with self._cond:
+            while self._running and time.monotonic() < deadline - budget / 2:
+                self._cond.wait(deadline - budget / 2 - time.monotonic())
+            stragglers = [job for job in self._active if not job.settled]
+            for job in stragglers:
+                job.settled = True
+        senders += [_send(job.deliver, INTERRUPTED) for job in stragglers]
+        for sender in senders:
+            sender.join(max(0.05, deadline - time.monotonic()))
+        with self._cond:  # replies the workers are still posting
+            settled_running = [job for job in self._active if job not in stragglers]
+            while settled_running and time.monotonic() < deadline:
+                self._cond.wait(deadline - time.monotonic())
+                settled_running = [job for job in self._active if job not in stragglers]
+        return len(stragglers)
+
+    def _settle(self, job: _Job) -> bool:
+        """True once per job: whoever settles it first delivers."""
+        with self._cond:
+            first, job.settled = not job.settled, True
+            return first
+
     def wait_idle(self, timeout: float) -> bool:
         """Wait until nothing is queued or running (True), or the timeout passes (False)."""
         deadline = time.monotonic() + timeout
@@ -105,14 +144,18 @@ class Scheduler:
                     job = self._next()
                 self._held |= job.keys
                 self._running += 1
+                self._active.append(job)
                 metrics.QUEUE_DEPTH.set(len(self._pending))
                 metrics.WORKERS_BUSY.set(self._running)
             try:
-                _deliver(job.deliver, job.work())
+                reply = job.work()
+                if self._settle(job):
+                    _deliver(job.deliver, reply)
             finally:
                 with self._cond:
                     self._held -= job.keys
                     self._running -= 1
+                    self._active.remove(job)
                     metrics.WORKERS_BUSY.set(self._running)
                     self._cond.notify_all()
 
@@ -132,6 +175,12 @@ class Scheduler:
         waiting = {j.party for j in self._pending} | {job.party}
         self._last_turn = {party: turn for party, turn in self._last_turn.items() if party in waiting}
         return job
+
+
+def _send(deliver: Deliver, reply: Reply) -> threading.Thread:
+    sender = threading.Thread(target=_deliver, args=(deliver, reply), name="envbot-last-word", daemon=True)
+    sender.start()
+    return sender
 
 
 def _deliver(deliver: Deliver, reply: Reply) -> None:

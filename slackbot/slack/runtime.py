@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 Mode = Literal["http", "socket"]
 # Ack functions only parse and queue; HTTP threads wait for them, so this bounds nothing slow.
 ACK_POOL_SIZE = 32
+HURRY_BUDGET = 1.0  # seconds a second signal leaves for telling running commands' users
 VERIFY_RETRY = 5.0  # seconds between attempts to read the WorkflowTemplates at start-up
 
 
@@ -185,6 +186,12 @@ class Runtime:
             self.ops.stop()
         self.responder.close()
         log.info("envbot stopped")
+
+    def hurry(self, budget: float = HURRY_BUDGET) -> None:
+        """A second signal: no more grace, but every command taken is told what happened (about `budget` s)."""
+        self._stopping.set()
+        left = self.scheduler.hurry(budget, CHILDREN.kill_all)
+        log.warning("stopped at once on a second signal%s", f"; {left} command(s) were cut short" if left else "")
 
     def request_stop(self) -> None:
         """Safe from a signal handler: `wait` returns and the caller runs `stop`."""
