@@ -27,9 +27,11 @@ def _free_port() -> int:
 
 
 class Replica:
-    """One `envbot serve --mode http` process; `restart()` stops it (SIGTERM) and starts a fresh one."""
+    """One `envbot serve` process (HTTP, or Socket Mode with `mode="socket"`); `restart()` stops it
+    (SIGTERM) and starts a fresh one. Probes are served on a local port in both modes."""
 
-    def __init__(self, folder: Path, argo: FakeArgo, slack: FakeSlack, **env: str) -> None:
+    def __init__(self, folder: Path, argo: FakeArgo, slack: FakeSlack, mode: str = "http", **env: str) -> None:
+        self.mode = mode
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
         self.env = {
@@ -49,7 +51,7 @@ class Replica:
     def start(self) -> None:
         port = _free_port()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "slackbot", "serve", "--mode", "http", "--port", str(port)],
+            [sys.executable, "-m", "slackbot", "serve", "--mode", self.mode, "--port", str(port)],
             env=self.env,
             cwd=self.folder,
             stdout=subprocess.DEVNULL,

@@ -17,11 +17,13 @@ from slackbot.argo_cli import ArgoCliOrchestrator
 from slackbot.errors import OrchestratorError
 from slackbot.idempotency import request_key, workflow_name
 from slackbot.spec import DestroyRequest, EnvironmentSpec
-from tests.conftest import HttpBot, block_actions
+from tests.conftest import APP_TOKEN, HttpBot, block_actions
 from tests.execution_plane import ARGO_NAMESPACE
 from tests.fakes.argo_handle import FakeArgo
 from tests.fakes.slack_api import FakeSlack
+from tests.fakes.socket_mode import FakeSocketMode
 from tests.replicas import Replica, command_body, signed
+from tests.test_socket_mode import envelope as socket_envelope
 
 CREATE = "env-create-template"
 
@@ -290,3 +292,25 @@ def test_an_extend_whose_first_delivery_no_read_shows_is_answered_from_argos_ref
     assert "AlreadyExists" not in reply["text"]
     extends = [w for w in fake_argo.workflows() if w["metadata"]["labels"]["envbot.dev/action"] == "extend"]
     assert [w["metadata"]["name"] for w in extends] == [first]
+
+
+def test_one_socket_mode_envelope_seen_by_two_replicas_is_one_environment(
+    tmp_path: Path, fake_argo: FakeArgo, fake_slack: FakeSlack
+) -> None:
+    server = FakeSocketMode()  # sends every envelope on every connection: a redelivery to the other replica
+    fake_slack.socket_url = server.url
+    replicas = [
+        Replica(tmp_path / f"socket-{i}", fake_argo, fake_slack, mode="socket", SLACK_APP_TOKEN=APP_TOKEN)
+        for i in range(2)
+    ]
+    try:
+        server._wait(lambda: len(server.clients) == 2, 30, "both replicas never connected")
+        server.send(socket_envelope("twice-1", "create checkout ttl=2h", fake_slack.response_url("sm")))
+        first, second = (r.body for r in fake_slack.wait_for("/response/sm", 2))
+    finally:
+        for replica in replicas:
+            replica.stop()
+        server.stop()
+    (workflow,) = fake_argo.workflows()
+    assert workflow["metadata"]["name"] == workflow_name(CREATE, request_key("111.222.twice-1"))
+    assert first["text"] == second["text"] and f"`{workflow['metadata']['name']}`" in first["text"]
