@@ -18,7 +18,8 @@ class FakeSocketMode:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.acks: list[dict[str, Any]] = []
         self.ack_times: list[float] = []  # time.monotonic() when each ack frame arrived
-        self.clients: list[socket.socket] = []
+        self.clients: list[socket.socket] = []  # open connections, oldest first
+        self._next = 0  # round-robin position, as Slack spreads payloads over an app's connections
         self._cond = threading.Condition()
         self._running = True
         threading.Thread(target=self._accept, daemon=True).start()
@@ -31,18 +32,30 @@ class FakeSocketMode:
         """Go away as Slack does: a close frame (1001, going away) on every connection, then close them."""
         self._running = False
         self.listener.close()
-        for client in self.clients:
+        for client in list(self.clients):
             with contextlib.suppress(OSError):
                 client.sendall(_frame(0x8, struct.pack(">H", 1001) + b"going away"))
             client.close()
 
-    def wait_connected(self, timeout: float = 10) -> None:
-        self._wait(lambda: bool(self.clients), timeout, "no Socket Mode client connected")
+    def wait_connected(self, timeout: float = 10, count: int = 1) -> None:
+        self._wait(lambda: len(self.clients) >= count, timeout, f"fewer than {count} Socket Mode clients connected")
 
     def send(self, envelope: dict[str, Any]) -> None:
+        """Every open connection gets it (a redelivery reaching each replica)."""
         with self._cond:
             for client in self.clients:
                 client.sendall(_frame(0x1, json.dumps(envelope).encode()))
+
+    def deliver(self, envelope: dict[str, Any]) -> int:
+        """What Slack does with several connections: ONE of them gets it ("each payload may be sent to any
+        of the connections"), here round-robin; returns which (its index among the open ones)."""
+        with self._cond:
+            if not self.clients:
+                raise AssertionError("no Socket Mode connection to deliver to")
+            index = self._next % len(self.clients)
+            self._next += 1
+            self.clients[index].sendall(_frame(0x1, json.dumps(envelope).encode()))
+            return index
 
     def wait_ack(self, envelope_id: str, timeout: float = 10) -> dict[str, Any]:
         def found() -> dict[str, Any] | None:
@@ -85,6 +98,10 @@ class FakeSocketMode:
             self._cond.notify_all()
         with contextlib.suppress(OSError, ConnectionError):
             self._read_frames(conn)
+        with self._cond:  # closed by the client: Slack stops sending to it
+            if conn in self.clients:
+                self.clients.remove(conn)
+            self._cond.notify_all()
 
     def _read_frames(self, conn: socket.socket) -> None:
         reader = conn.makefile("rb")
@@ -100,7 +117,8 @@ class FakeSocketMode:
             mask = reader.read(4) if head[1] & 0x80 else b"\0\0\0\0"
             payload = bytes(b ^ mask[i % 4] for i, b in enumerate(reader.read(length)))
             if opcode == 0x9:
-                conn.sendall(_frame(0xA, payload))
+                with self._cond:  # one writer at a time: a pong must not land inside an envelope's frame
+                    conn.sendall(_frame(0xA, payload))
             elif opcode == 0x8:
                 return
             elif opcode == 0x1:
