@@ -24,9 +24,10 @@ def plan(services: Services, invocation: Invocation, command: CreateCommand) -> 
     suffix = partial(derived_suffix, invocation.request) if invocation.request else services.suffix
     env_name = command.name or derive_env_name(command.service, suffix)
     policy.check_env_name(env_name, services.orchestrator.namespace)
+    # A person's creates take turns, so their own quota is exact here; a channel's do not: holding the
+    # channel through each submit would run a busy channel one create at a time, and the create template
+    # enforces both quotas under its locks anyway (docs/adr/0010, 0011).
     keys = [f"user:{invocation.actor.user_id}", f"env:{env_name}"]
-    if policy.quotas.per_channel is not None:
-        keys.append(f"channel:{invocation.actor.channel_id}")
 
     def work() -> Reply:
         return _create(services, invocation, command.service, env_name, ttl, named=command.name is not None)

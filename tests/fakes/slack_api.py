@@ -57,6 +57,7 @@ class FakeSlack:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, as Slack's endpoints offer
+            disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall between
 
             def log_message(self, *args: Any) -> None:
                 pass
