@@ -6,6 +6,7 @@ transports run on their own bounded scheduler and whose reply they deliver after
 """
 
 from slackbot import metrics, replies
+from slackbot.announce import Announcer
 from slackbot.audit import AuditLog
 from slackbot.channels import ChannelDirectory, NoChannels
 from slackbot.clock import Clock, utc_now
@@ -50,6 +51,7 @@ class EnvBot:
         argo_ui_url: str | None = None,
         view_refresh: float = 0.0,
         channels: ChannelDirectory | None = None,
+        announcer: Announcer | None = None,
     ) -> None:
         policy = policy or Policy()
         self.services = Services(
@@ -64,6 +66,7 @@ class EnvBot:
             retention=RecordRetention(orchestrator, policy),
             view=EnvironmentView(orchestrator, view_refresh),
             channels=channels or NoChannels(),
+            announcer=announcer,
         )
         self._seen = RecentKeys(DUPLICATE_WINDOW)
 

@@ -48,6 +48,7 @@ class Reply(BaseModel):
     buttons: tuple[Button, ...] = ()
     submitted: bool = False  # a workflow was submitted (a repeat of this click would submit again)
     problem: bool = False  # refused, invalid or failed: the console exits non-zero
+    replaces_ack: bool = False  # shown in place of the "Checking…" acknowledgement (response_url replace_original)
 
 
 class Links:
@@ -151,6 +152,53 @@ def internal_error(reference: str) -> Reply:
         text=f":x: Something went wrong inside envbot (reference `{reference}`). Check `/env list` before "
         "trying again, and give the reference to the platform team if it repeats.",
         problem=True,
+    )
+
+
+def create_requested(env_name: str, service: str, ttl: timedelta, user: str, expires_at: datetime) -> Reply:
+    """The environment's channel message while its create is being submitted (docs/adr/0009)."""
+    return Reply(
+        text=f":hourglass_flowing_sand: <@{user}> requested environment `{env_name}` (service `{service}`, ttl "
+        f"{format_duration(ttl)}), expiring {slack_date(expires_at)}. Submitting…",
+        visibility="in_channel",
+    )
+
+
+def create_not_submitted(env_name: str, maybe_submitted: bool) -> Reply:
+    """What the environment's channel message says when its create could not be submitted."""
+    if maybe_submitted:
+        return Reply(
+            text=f":warning: `{env_name}` may or may not have been created (envbot lost track of the request). "
+            f"Check with `/env status {env_name}`.",
+            visibility="in_channel",
+        )
+    return Reply(text=f":x: `{env_name}` was not created: the request could not be submitted.", visibility="in_channel")
+
+
+def posted_in_channel(env_name: str, announcement: Reply) -> Reply:
+    """The requester's pointer, in place of "Checking…": the channel message is the one that keeps state."""
+    return Reply(
+        text=f":white_check_mark: Requested `{env_name}`. Its message in this channel shows how it is doing; "
+        "updates go in that message's thread.",
+        submitted=announcement.submitted,
+        replaces_ack=True,
+    )
+
+
+def posted_in_thread(env_name: str, announcement: Reply) -> Reply:
+    return Reply(
+        text=f":white_check_mark: Done: posted in the thread of `{env_name}`'s message in its channel.",
+        submitted=announcement.submitted,
+        replaces_ack=True,
+    )
+
+
+def cannot_post_here(code: str) -> str:
+    """Why the bot can't keep one message per environment in this conversation, and how to fix it."""
+    return (
+        f"_I can't post in this conversation (Slack said `{code}`), so I can't keep one message per environment "
+        "here and notices may not arrive. Invite me with `/invite @envbot` (or ask an admin to grant the app "
+        "`chat:write.public` for public channels)._"
     )
 
 

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     # Follow-ups go only to response_urls under this prefix (GovSlack and tests set their own).
     slack_response_url_prefix: HttpUrl = HttpUrl("https://hooks.slack.com/")
     slack_timeout: Seconds = Field(default=5.0, gt=0, le=60)
+    # One message per environment (docs/adr/0009): the create announcement is a channel message the
+    # notices thread under and update. Off: announcements go through response_url as separate messages.
+    slack_threads: bool = True
     argo_bin: str = Field(default="argo", min_length=1)
     argo_namespace: Annotated[str, AfterValidator(lambda v: check_label("ARGO_NAMESPACE", v))] = "envbot-workflows"
     argo_timeout: Seconds = Field(default=30.0, gt=0, le=600)

@@ -1,5 +1,6 @@
 """Builds the core from settings: one place, shared by Slack, the console and `envbot check`."""
 
+from slackbot.announce import Announcer
 from slackbot.argo_cli import ArgoCliOrchestrator, ProcessRunner, Runner
 from slackbot.argo_cli.passthrough import Passthrough
 from slackbot.audit import AuditLog
@@ -26,6 +27,7 @@ def build_bot(
     clock: Clock = utc_now,
     audit: AuditLog | None = None,
     channels: ChannelDirectory | None = None,
+    announcer: Announcer | None = None,
 ) -> EnvBot:
     return EnvBot(
         orchestrator=build_orchestrator(settings, runner),
@@ -36,4 +38,5 @@ def build_bot(
         argo_ui_url=str(settings.argo_ui_url) if settings.argo_ui_url else None,
         view_refresh=settings.env_view_refresh,
         channels=channels,
+        announcer=announcer,
     )

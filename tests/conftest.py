@@ -68,6 +68,9 @@ def make_settings(fake_argo: FakeArgo, fake_slack: FakeSlack, **overrides: Any) 
         "host": "127.0.0.1",
         "shutdown_grace": 5,
         "shutdown_drain": 0,
+        # Most tests read the create announcement from response_url; tests/test_threads.py turns the
+        # default (one channel message per environment, docs/adr/0009) back on.
+        "slack_threads": False,
     }
     return Settings(_env_file=None, **(values | overrides))  # type: ignore[call-arg]
 

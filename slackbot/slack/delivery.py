@@ -35,7 +35,7 @@ class Responder:
             metrics.DELIVERY_FAILURES.inc()
             log.warning("not posting a follow-up: response_url is not under %s", self._prefix)
             return False
-        body = json.dumps(message(reply) | {"replace_original": replace_original}).encode()
+        body = json.dumps(message(reply) | {"replace_original": replace_original or reply.replaces_ack}).encode()
         try:
             response = self._pool.request(
                 "POST", str(url), body=body, headers={"Content-Type": "application/json"}, redirect=False

@@ -26,6 +26,7 @@ from slackbot.clock import Clock, utc_now
 from slackbot.errors import ConfigError, OrchestratorError
 from slackbot.scheduler import Scheduler
 from slackbot.settings import Settings
+from slackbot.slack.announce import SlackAnnouncer
 from slackbot.slack.api import web_client
 from slackbot.slack.channels import SlackChannelDirectory
 from slackbot.slack.delivery import Responder
@@ -78,9 +79,11 @@ class Runtime:
         self.groups = SlackGroupDirectory(self.client, settings.group_cache_seconds)
         self.scheduler = Scheduler(settings.argo_concurrency)
         self.channels = SlackChannelDirectory(self.client, settings.group_cache_seconds)
+        announcer = SlackAnnouncer(self.client) if settings.slack_threads else None
         self.bot = build_bot(
-            settings, runner=runner, groups=self.groups, clock=clock, audit=audit, channels=self.channels
-        )
+            settings, runner=runner, groups=self.groups, clock=clock, audit=audit, channels=self.channels,
+            announcer=announcer,
+        )  # fmt: skip
         self.responder = Responder(str(settings.slack_response_url_prefix), settings.slack_timeout)
         self.app = _bolt_app(settings, self.client, mode)
         Listeners(self.bot, self.scheduler, self.responder, self.groups, time_acks=mode == "socket").register(self.app)

@@ -10,6 +10,7 @@ from functools import partial
 from typing import Literal
 
 from slackbot import metrics, replies
+from slackbot.announce import Announcer
 from slackbot.audit import AuditLog, AuditRecord, Decision, Outcome
 from slackbot.channels import ChannelDirectory, NoChannels
 from slackbot.clock import Clock
@@ -74,6 +75,7 @@ class Services:
     retention: RecordRetention
     view: EnvironmentView
     channels: ChannelDirectory = field(default_factory=NoChannels)  # who may see what (usecases/visibility.py)
+    announcer: Announcer | None = None  # environments' channel messages (usecases/thread.py); None: off
 
     def intake(
         self,

@@ -6,12 +6,13 @@ from functools import partial
 
 from slackbot import replies
 from slackbot.commands import CreateCommand
-from slackbot.errors import PolicyDenied
+from slackbot.errors import OrchestratorError, PolicyDenied
 from slackbot.history import Environment
 from slackbot.names import derive_env_name, derived_suffix
 from slackbot.orchestrator import CREATE_TEMPLATE, Scope, Submission, WorkflowRecord
 from slackbot.replies import Reply
 from slackbot.spec import Actor, EnvironmentSpec
+from slackbot.usecases import thread
 from slackbot.usecases.common import Intake, Invocation, Services
 from slackbot.view import Snapshot
 
@@ -50,6 +51,9 @@ def _create(
         existing = _check(services, invocation, env_name, named, _Known(services, None, actor, env_name))
     if existing is not None and _is_this_request(existing, invocation):
         return _answer_earlier(services, invocation, existing.create, service, ttl)
+    # The environment's channel message comes first: its ts goes to the workflow (docs/adr/0009).
+    requested = replies.create_requested(env_name, service, ttl, actor.user_id, now + ttl)
+    opened = thread.open_message(services.announcer, actor, requested)
     spec = EnvironmentSpec(
         env_name=env_name,
         service=service,
@@ -59,14 +63,21 @@ def _create(
         replaces=existing.create.name if existing else None,
         notices=services.policy.notices_for(service, now),
         request=invocation.request,
+        slack_thread=opened.ref.ts if opened.ref else None,
     )
-    submission = services.orchestrator.create(spec)
+    try:
+        submission = services.orchestrator.create(spec)
+    except OrchestratorError as error:
+        thread.update(services.announcer, opened.ref, replies.create_not_submitted(env_name, error.maybe_submitted))
+        raise
     if submission.earlier is not None:  # another replica, or this one before a restart, submitted it
+        thread.discard(services.announcer, opened.ref)  # the first delivery has its own message
         return _answer_earlier(services, invocation, submission.earlier, service, ttl)
     services.view.created(spec, submission, now)
     services.submitted(invocation, "create", env_name, submission, ttl=ttl, expires_at=spec.expires_at)
     buttons = services.buttons(env_name, submission.workflow_name, service, now, now, spec.expires_at)
-    return replies.created(spec, ttl, submission, services.links, buttons)
+    announcement = replies.created(spec, ttl, submission, services.links, buttons)
+    return thread.finish(opened, services.announcer, env_name, announcement)
 
 
 def _answer_earlier(

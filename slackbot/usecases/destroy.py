@@ -7,6 +7,7 @@ from slackbot.history import Environment
 from slackbot.orchestrator import DESTROY_TEMPLATE, Submission, WorkflowRecord
 from slackbot.replies import Reply
 from slackbot.spec import DestroyRequest, Lineage
+from slackbot.usecases import thread
 from slackbot.usecases.common import Intake, Invocation, Services, check_same_environment
 
 
@@ -49,7 +50,8 @@ def _destroy(services: Services, invocation: Invocation, name: str) -> Reply:
         return _answer_earlier(services, invocation, env, submission.earlier)
     services.view.destroyed(request, submission, invocation.received_at)
     services.submitted(invocation, "destroy", name, submission)
-    return replies.destroy_submitted(name, actor.user_id, env, submission, services.links)
+    announcement = replies.destroy_submitted(name, actor.user_id, env, submission, services.links)
+    return thread.in_thread(services.announcer, env, announcement)
 
 
 def _answer_earlier(

@@ -10,6 +10,7 @@ from slackbot.history import Environment
 from slackbot.orchestrator import EXTEND_TEMPLATE, Submission, WorkflowRecord
 from slackbot.replies import Reply, slack_date
 from slackbot.spec import ExtendRequest
+from slackbot.usecases import thread
 from slackbot.usecases.common import Intake, Invocation, Services, check_same_environment
 
 
@@ -69,7 +70,8 @@ def _extend(services: Services, invocation: Invocation, name: str, requested: ti
     services.view.extended(request, submission, now)
     services.submitted(invocation, "extend", name, submission, ttl=ttl, expires_at=request.expires_at)
     buttons = services.buttons(name, env.create.name, env.service, env.created_at, now, request.expires_at)
-    return replies.extended(env, actor.user_id, request.expires_at, ttl, submission, services.links, buttons)
+    announcement = replies.extended(env, actor.user_id, request.expires_at, ttl, submission, services.links, buttons)
+    return thread.in_thread(services.announcer, env, announcement)
 
 
 def _check_adds_time(services: Services, env: Environment, ttl: timedelta, now: datetime) -> None:
