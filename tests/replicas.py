@@ -42,6 +42,7 @@ class Replica:
             "SLACK_RESPONSE_URL_PREFIX": slack.response_prefix,
             "ARGO_BIN": str(argo.bin),
             "HOST": "127.0.0.1",
+            "SLACK_THREADS": "false",  # answers read from response_url, as in conftest.make_settings
             **env,
         }
         self.proc: subprocess.Popen[str] | None = None
