@@ -297,14 +297,14 @@ def test_an_extend_whose_first_delivery_no_read_shows_is_answered_from_argos_ref
 def test_one_socket_mode_envelope_seen_by_two_replicas_is_one_environment(
     tmp_path: Path, fake_argo: FakeArgo, fake_slack: FakeSlack
 ) -> None:
-    server = FakeSocketMode()  # sends every envelope on every connection: a redelivery to the other replica
+    server = FakeSocketMode()  # send(): every connection gets it, as when Slack redelivers to the other replica
     fake_slack.socket_url = server.url
     replicas = [
         Replica(tmp_path / f"socket-{i}", fake_argo, fake_slack, mode="socket", SLACK_APP_TOKEN=APP_TOKEN)
         for i in range(2)
     ]
     try:
-        server._wait(lambda: len(server.clients) == 2, 30, "both replicas never connected")
+        server.wait_connected(timeout=30, count=2)
         server.send(socket_envelope("twice-1", "create checkout ttl=2h", fake_slack.response_url("sm")))
         first, second = (r.body for r in fake_slack.wait_for("/response/sm", 2))
     finally:
