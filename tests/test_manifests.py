@@ -324,6 +324,7 @@ def test_reaper_cron_only_references_its_template_and_the_switch_ships_safe() ->
         "instance": "envbot",
         "reaper_dry_run": "true",
         "reaper_max_age_hours": "336",
+        "reaper_max_deletes": "50",
         "notices": "off",
         "slack_api_url": "https://slack.com/api/",
         "argo_ui_url": "",

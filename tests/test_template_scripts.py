@@ -252,6 +252,12 @@ def test_reaper_refuses_a_bad_dry_run_setting_without_touching_anything(recorder
     assert_refused_before_kubectl(recorder, run, "reaper_dry_run (ConfigMap envbot-settings) must be true or false")
 
 
+@pytest.mark.parametrize("value", ["0", "-1", "201", "5x", "$(id)", ""])
+def test_reaper_validates_its_cap(recorder: Recorder, value: str) -> None:
+    run = recorder.run(REAPER, SETTINGS | {"reaper_max_deletes": value})
+    assert_refused_before_kubectl(recorder, run, "reaper_max_deletes (ConfigMap envbot-settings) must be")
+
+
 @pytest.mark.parametrize("value", ["0", "-1", "1.5", "87601", "$(id)", ""])
 def test_reaper_validates_max_age(recorder: Recorder, value: str) -> None:
     run = recorder.run(REAPER, SETTINGS | {"reaper_max_age_hours": value})
