@@ -453,7 +453,7 @@ def test_each_template_has_its_own_narrow_service_account() -> None:
         {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}
     ]
     assert roles["envbot-notify"]["rules"] == [
-        {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["get", "list", "patch"]}
+        {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["get", "list", "update"]}
     ]
     bindings = {d["metadata"]["name"]: d for d in docs if d["kind"] == "RoleBinding"}
     assert set(bindings) == set(roles)
