@@ -57,7 +57,7 @@ def test_a_backlog_is_cleared_over_successive_runs_at_most_the_cap_each_most_ove
             run.stdout
         ), run_number
         # Only what this run deleted, each with its channel.
-        assert reaped(plane) == [{"env": n, "channel": CHANNELS[int(n[-2:]) % 2]} for n in batch]
+        assert reaped(plane) == [{"env": n, "channel": CHANNELS[int(n[-2:]) % 2], "thread": ""} for n in batch]
         # One listing and the deletes: nothing is read again per delete.
         methods = [r.method for r in plane.api.requests[before:] if r.path.startswith("/api/v1/namespaces")]
         assert methods == ["GET"] + ["DELETE"] * len(batch)
@@ -87,5 +87,5 @@ def test_a_failed_delete_counts_against_the_cap_and_fails_the_run_after_the_othe
     assert run.returncode != 0
     assert plane.deletes() == ["env-1", "env-2"]
     assert "1 expired, 0 live, 0 skipped, 1 failed, 2 left for the next run" in run.stdout
-    assert reaped(plane) == [{"env": "env-2", "channel": CHANNELS[0]}]
+    assert reaped(plane) == [{"env": "env-2", "channel": CHANNELS[0], "thread": ""}]
     assert "the reaper could not delete 1 environment(s): env-1" in run.stderr
