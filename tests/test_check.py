@@ -42,7 +42,8 @@ def test_everything_proven_ok_in_http_mode(tmp_path: Path, fake_argo: FakeArgo, 
     assert lines["slack bot token"] == "ok (team Example, bot user UBOT)"
     assert (
         lines["slack scopes"]
-        == "ok (channels:read, chat:write, commands, groups:read, im:read, mpim:read, usergroups:read)"
+        == "ok (channels:read, chat:write, chat:write.public, commands, groups:read, im:read, mpim:read, "
+        "usergroups:read)"
     )
     assert lines["slack signing secret"].startswith("ok (set; ")
     assert lines["argo cli"] == "ok (v3.7.18, floor v3.6.0)"
@@ -143,11 +144,11 @@ def test_slack_tokens_are_tried_and_wrong_kinds_named(
         lines["slack bot token"] == "FAILED: SLACK_BOT_TOKEN holds an app-level token; it needs the bot token (xoxb-…)"
     )
 
-    fake_slack.scopes = ("commands", "channels:read", "groups:read", "im:read", "mpim:read")
+    fake_slack.scopes = ("commands", "chat:write", "channels:read", "groups:read", "im:read", "mpim:read")
     code, lines, _ = check(tmp_path, fake_argo, fake_slack)
     assert code == 1
     assert lines["slack scopes"] == (
-        "FAILED: missing chat:write and usergroups:read; reinstall the app from manifests/slack-app.yaml"
+        "FAILED: missing chat:write.public and usergroups:read; reinstall the app from manifests/slack-app.yaml"
     )
     fake_slack.scopes = tuple(REQUIRED_SCOPES)
 

@@ -530,6 +530,10 @@ def test_slack_app_manifest_declares_the_command_scopes_and_socket_mode() -> Non
     assert app["settings"]["socket_mode_enabled"] is True
     assert app["settings"]["interactivity"]["is_enabled"] is True
     assert "subteam_members_changed" in app["settings"]["event_subscriptions"]["bot_events"]
+    # One message per environment, the create form and the Home tab (docs/adr/0009).
+    assert "app_home_opened" in app["settings"]["event_subscriptions"]["bot_events"]
+    assert app["features"]["app_home"]["home_tab_enabled"] is True
+    assert {"chat:write", "chat:write.public"} <= set(app["oauth_config"]["scopes"]["bot"])
 
 
 def test_dockerfile_pins_and_verifies_argo_and_runs_as_non_root() -> None:

@@ -12,9 +12,14 @@ from slackbot.slack.api import error_code, web_client
 
 # What manifests/slack-app.yaml asks for (a test keeps the two equal).
 # channels:read … mpim:read: who may see an environment from a private channel or DM (usecases/visibility.py)
+# chat:write.public: the environment's channel message in public channels the bot was not invited to
+# (docs/adr/0009); private channels still need `/invite @envbot`, and the reply says so.
 REQUIRED_SCOPES = frozenset(
-    {"commands", "chat:write", "usergroups:read", "channels:read", "groups:read", "im:read", "mpim:read"}
-)
+    {
+        "commands", "chat:write", "chat:write.public", "usergroups:read", "channels:read", "groups:read",
+        "im:read", "mpim:read",
+    }
+)  # fmt: skip
 _KINDS = {"xoxb-": "a bot token", "xapp-": "an app-level token", "xoxp-": "a user token", "xoxe": "a refresh token"}
 
 

@@ -15,7 +15,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
-BOT_SCOPES = ("commands", "chat:write", "usergroups:read", "channels:read", "groups:read", "im:read", "mpim:read")
+BOT_SCOPES = (
+    "commands", "chat:write", "chat:write.public", "usergroups:read", "channels:read", "groups:read", "im:read",
+    "mpim:read",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
