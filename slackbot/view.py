@@ -13,7 +13,7 @@ guarantee (the create template is, under its locks); it is a fast answer in the 
 - **Own submits at once.** A submit is recorded until a refresh that started after it has
   finished (that read includes it), so one replica's quotas are as exact as before.
 
-See docs/adr/0010-one-argo-call-per-create.md.
+See docs/adr/0010-one-argo-call-per-create-and-ha.md.
 """
 
 import logging
@@ -21,7 +21,6 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from slackbot import metrics
@@ -35,59 +34,58 @@ log = logging.getLogger(__name__)
 MAX_AGE_FACTOR = 3  # one or two failed refreshes are tolerated; a third makes the view untrusted
 
 
-@dataclass(frozen=True)
-class _Index:
-    """Records grouped by environment name, and which names each owner and channel has."""
+class _Known:
+    """Every record by environment name (Argo's over ours), each name folded once, and the names each
+    owner and channel has. Changed only under the view's lock."""
 
-    by_env: dict[str, tuple[WorkflowRecord, ...]] = field(default_factory=dict)
-    by_owner: dict[str, frozenset[str]] = field(default_factory=dict)
-    by_channel: dict[str, frozenset[str]] = field(default_factory=dict)
-
-    @staticmethod
-    def of(records: Iterable[WorkflowRecord]) -> "_Index":
-        by_env: dict[str, list[WorkflowRecord]] = defaultdict(list)
-        by_owner: dict[str, set[str]] = defaultdict(set)
-        by_channel: dict[str, set[str]] = defaultdict(set)
+    def __init__(self, records: Iterable[WorkflowRecord]) -> None:
+        self.records: dict[str, dict[str, WorkflowRecord]] = defaultdict(dict)
+        self.envs: dict[str, Environment] = {}
+        self.by_owner: dict[str, set[str]] = defaultdict(set)
+        self.by_channel: dict[str, set[str]] = defaultdict(set)
         for record in records:
-            by_env[record.env_name].append(record)
-            if record.owner:
-                by_owner[record.owner].add(record.env_name)
-            if record.channel:
-                by_channel[record.channel].add(record.env_name)
-        return _Index(
-            {name: tuple(group) for name, group in by_env.items()},
-            {owner: frozenset(names) for owner, names in by_owner.items()},
-            {channel: frozenset(names) for channel, names in by_channel.items()},
-        )
+            self.records[record.env_name][record.name] = record
+        for name in self.records:
+            self._fold(name)
+
+    def add(self, record: WorkflowRecord) -> None:
+        """One of our submits; a record Argo already returned for the same workflow is kept."""
+        self.records[record.env_name].setdefault(record.name, record)
+        self._fold(record.env_name)
+
+    def _fold(self, name: str) -> None:
+        env = fold(self.records[name].values()).get(name)
+        if env is None:
+            return
+        self.envs[name] = env
+        if env.owner:
+            self.by_owner[env.owner].add(name)
+        if env.channel:
+            self.by_channel[env.channel].add(name)
 
 
 class Snapshot:
-    """A consistent, read-only moment of the view."""
+    """Answers from the view, read under its lock (no argo call)."""
 
-    def __init__(self, base: _Index, own: tuple[WorkflowRecord, ...]) -> None:
-        self._base = base
-        self._own = _Index.of(own)
+    def __init__(self, known: _Known, lock: threading.Lock) -> None:
+        self._known = known
+        self._lock = lock
 
     def named(self, name: str) -> Environment | None:
-        known = {r.name: r for r in self._own.by_env.get(name, ())}
-        known |= {r.name: r for r in self._base.by_env.get(name, ())}  # Argo's record wins over ours
-        return fold(known.values()).get(name) if known else None
+        with self._lock:
+            return self._known.envs.get(name)
 
     def owned_by(self, owner: str) -> dict[str, Environment]:
-        names = self._base.by_owner.get(owner, frozenset()) | self._own.by_owner.get(owner, frozenset())
-        return self._pick(names, lambda env: env.owner == owner)
+        with self._lock:
+            return self._pick(self._known.by_owner.get(owner, set()), lambda env: env.owner == owner)
 
     def in_channel(self, channel: str) -> dict[str, Environment]:
-        names = self._base.by_channel.get(channel, frozenset()) | self._own.by_channel.get(channel, frozenset())
-        return self._pick(names, lambda env: env.channel == channel)
+        with self._lock:
+            return self._pick(self._known.by_channel.get(channel, set()), lambda env: env.channel == channel)
 
     def _pick(self, names: Iterable[str], keep: Callable[[Environment], bool]) -> dict[str, Environment]:
-        found = {}
-        for name in names:
-            env = self.named(name)
-            if env is not None and keep(env):
-                found[name] = env
-        return found
+        # A name stays listed under an earlier incarnation's owner or channel: the current one decides.
+        return {name: env for name in names if (env := self._known.envs[name]) is not None and keep(env)}
 
 
 class EnvironmentView:
@@ -98,7 +96,7 @@ class EnvironmentView:
         self.refresh_interval = refresh
         self._now = now
         self._lock = threading.Lock()
-        self._base = _Index()
+        self._known = _Known(())
         self._loaded_at: float | None = None  # when the last good read started
         self._reads_started = 0
         self._own: list[tuple[int, WorkflowRecord]] = []  # (reads started when it was added, record)
@@ -119,8 +117,7 @@ class EnvironmentView:
         """The view, or None when it can't be trusted (then read Argo afresh)."""
         if not self.enabled or self.age() >= MAX_AGE_FACTOR * self.refresh_interval:
             return None
-        with self._lock:
-            return Snapshot(self._base, tuple(record for _, record in self._own))
+        return Snapshot(self._known, self._lock)
 
     # --- feeding ---------------------------------------------------------------------------------
 
@@ -129,12 +126,15 @@ class EnvironmentView:
         with self._lock:
             self._reads_started += 1
             started, read_number = self._now(), self._reads_started
-        index = _Index.of(self._orchestrator.history(Scope()))
+        records = self._orchestrator.history(Scope())
         with self._lock:
             if self._loaded_at is not None and started < self._loaded_at:
                 return  # a newer read finished first
-            self._base, self._loaded_at = index, started
             self._own = [(n, record) for n, record in self._own if n >= read_number]
+            known = _Known(records)
+            for _, record in self._own:
+                known.add(record)
+            self._known, self._loaded_at = known, started
         self._loaded.set()
 
     def wait_loaded(self, timeout: float) -> bool:
@@ -162,6 +162,7 @@ class EnvironmentView:
             return
         with self._lock:
             self._own.append((self._reads_started, record))
+            self._known.add(record)
 
     # --- the refresher ---------------------------------------------------------------------------
 

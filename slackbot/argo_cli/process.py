@@ -14,6 +14,7 @@ import codecs
 import contextlib
 import ctypes
 import errno
+import functools
 import os
 import selectors
 import shutil
@@ -159,10 +160,18 @@ def _exec_failure(path: str, result: Completed) -> OSError | None:
     return None
 
 
-def _resolve(program: str, env: Mapping[str, str]) -> str:
-    """The absolute path exec would run (as Popen looks it up), or FileNotFoundError as Popen raises it."""
-    found = shutil.which(program, path=env.get("PATH", os.defpath)) if os.sep not in program else program
-    if found is None or not os.path.exists(found):
+@functools.cache
+def _devnull() -> int:
+    """argo's stdin: /dev/null, opened once (subprocess.DEVNULL opens it again for every process)."""
+    return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+
+
+@functools.lru_cache(maxsize=16)
+def _resolve(program: str, search: str) -> str:
+    """The absolute path exec would run (as Popen looks it up), or FileNotFoundError as Popen raises it.
+    Remembered: a path that later vanishes is reported by setpriv, and forgotten (`_exec_failure`)."""
+    found = shutil.which(program, path=search) if os.sep not in program else program
+    if found is None:
         raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
     return os.path.abspath(found)
 
@@ -184,11 +193,11 @@ class ProcessRunner:
 
     def __call__(self, argv: list[str], timeout: float, on_stdout: Callable[[str], None] | None = None) -> Completed:
         env = argo_environment(os.environ if self._environ is None else self._environ, self._passthrough)
-        path = _resolve(argv[0], env) if self._setpriv else argv[0]
+        path = _resolve(argv[0], env.get("PATH", os.defpath)) if self._setpriv else argv[0]
         wrapped = [self._setpriv, "--pdeathsig", "KILL", "--", path, *argv[1:]] if self._setpriv else argv
         proc = subprocess.Popen(
             wrapped,
-            stdin=subprocess.DEVNULL,
+            stdin=_devnull(),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             process_group=0,  # its own group, killed whole; unlike preexec_fn, it keeps vfork possible
@@ -210,6 +219,7 @@ class ProcessRunner:
         result = Completed(proc.returncode if proc.returncode is not None else -9, stdout, stderr)
         failure = _exec_failure(path, result) if self._setpriv else None
         if failure is not None:
+            _resolve.cache_clear()
             raise failure
         return result
 
