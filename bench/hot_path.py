@@ -190,13 +190,19 @@ def stub_seconds(setup: Setup, n: int = 50) -> float:
 
 
 def calls_per_create(setup: Setup) -> dict[str, int]:
+    """The policy sets a per-user (10) and a per-channel quota, so every create checks both."""
     bot = envbot(setup, 0)
     found = {}
     try:
-        for label, text in (("default", "create svc"), ("name=", "create svc name=named-one")):
+        for label, text in (("generated name", "create svc"), ("name=", "create svc name=named-one")):
             before = len(setup.verbs())
             bot.command(text, user="U0CALLS1")
             found[label] = len(setup.verbs()) - before
+        for i in range(8):
+            bot.command(f"create svc name=fill-{i}", user="U0CALLS1")
+        before = len(setup.verbs())
+        bot.command("create svc name=one-too-many", user="U0CALLS1")  # refused: the fresh read confirms it
+        found["refused over quota (no submit)"] = len(setup.verbs()) - before
     finally:
         bot.stop()
     return found
