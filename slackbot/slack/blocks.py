@@ -61,6 +61,11 @@ def click_from_value(value: object) -> Click | None:
     return Click(command=match["command"], incarnation=match["incarnation"])
 
 
+def button_element(button: Button, index: int) -> dict[str, Any]:
+    """The element a message carries for `button`; App Home rows use the very same (slack/views.py)."""
+    return _button(button, index)
+
+
 def _button(button: Button, index: int) -> dict[str, Any]:
     element: dict[str, Any] = {
         "type": "button",

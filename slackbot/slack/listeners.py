@@ -3,6 +3,7 @@
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
@@ -15,6 +16,7 @@ from slackbot.scheduler import Scheduler
 from slackbot.slack.blocks import ACTION_ID, click_from_value, message
 from slackbot.slack.delivery import Responder
 from slackbot.slack.groups import SlackGroupDirectory
+from slackbot.slack.surfaces import Surfaces
 from slackbot.spec import Actor
 
 log = logging.getLogger(__name__)
@@ -37,12 +39,14 @@ class Listeners:
         responder: Responder,
         groups: SlackGroupDirectory | None,
         time_acks: bool,
+        surfaces: Surfaces | None = None,
     ) -> None:
         self.bot = bot
         self.scheduler = scheduler
         self.responder = responder
         self.groups = groups
         self.time_acks = time_acks
+        self.surfaces = surfaces  # the create form and the Home tab (slack/surfaces.py)
 
     def register(self, app: App) -> None:
         app.command("/env")(self.env_command)
@@ -63,10 +67,16 @@ class Listeners:
                         type(text).__name__)  # fmt: skip
             self._ack(ack, UNREADABLE, started)
             return
+        # A bare `/env create` opens the create form (within the trigger's 3 seconds); if it can't, the
+        # typed command's answer (which service?) follows as usual.
+        bare_create = text.strip().lower() == "create" and trigger and self.surfaces is not None
+        if bare_create and self.surfaces is not None and self.surfaces.open_create(str(trigger), actor.channel_id):
+            self._ack(ack, None, started)
+            return
         intake = self.bot.receive(text, actor, key=f"trigger:{trigger}" if trigger else None, request=trigger)
         self._ack(ack, intake.ack, started)
         if intake.work is not None:
-            self._schedule(intake.keys, intake.work, lambda reply: self.responder.deliver(url, reply))
+            self._schedule(intake.keys, intake.work, lambda reply: self._follow_up(url, actor, reply))
 
     def button(self, ack: Ack, body: dict[str, Any]) -> None:
         started = time.monotonic()
@@ -88,15 +98,27 @@ class Listeners:
             click.command, actor, key=key, source="button", request=_string(body.get("trigger_id")),
             incarnation=click.incarnation,
         )  # fmt: skip
+        in_home = container.get("type") == "view" and self.surfaces is not None
         if intake.work is None:
-            self._answer(url, intake.ack)
+            if in_home and self.surfaces is not None:
+                self.surfaces.answer_in_home(actor.user_id, intake.ack)
+            else:
+                self._answer(url, intake.ack)
             return
-        self._schedule(intake.keys, intake.work, lambda reply: self.responder.deliver(url, reply))
+        if in_home and self.surfaces is not None:  # a Home tab click has no response_url: the tab shows it
+            self._schedule(intake.keys, intake.work, partial(self.surfaces.answer_in_home, actor.user_id))
+            return
+        self._schedule(intake.keys, intake.work, lambda reply: self._follow_up(url, actor, reply))
 
     def group_changed(self, event: dict[str, Any]) -> None:
         group_id = _string(event.get("subteam_id")) or _string(_object(event.get("subteam")).get("id"))
         if self.groups is not None and group_id:
             self.groups.invalidate(group_id)
+
+    def _follow_up(self, url: str | None, actor: Actor, reply: Reply) -> None:
+        self.responder.deliver(url, reply)
+        if reply.submitted and self.surfaces is not None:  # the user's own action: their Home tab follows
+            self.surfaces.refresh(actor.user_id)
 
     def _answer(self, url: str | None, reply: Reply) -> None:
         """A follow-up with nothing to run first: posted by a worker, so the ack is not held up by it."""

@@ -35,6 +35,7 @@ from slackbot.slack.http import SlackHttp
 from slackbot.slack.listeners import Listeners
 from slackbot.slack.server import HttpServer, listeners
 from slackbot.slack.socket_mode import EnvbotSocketModeHandler
+from slackbot.slack.surfaces import Surfaces
 from slackbot.wiring import build_bot
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,11 @@ class Runtime:
         )  # fmt: skip
         self.responder = Responder(str(settings.slack_response_url_prefix), settings.slack_timeout)
         self.app = _bolt_app(settings, self.client, mode)
-        Listeners(self.bot, self.scheduler, self.responder, self.groups, time_acks=mode == "socket").register(self.app)
+        surfaces = Surfaces(self.bot, self.scheduler, self.client)
+        surfaces.register(self.app)
+        Listeners(
+            self.bot, self.scheduler, self.responder, self.groups, time_acks=mode == "socket", surfaces=surfaces
+        ).register(self.app)
         self.socket: EnvbotSocketModeHandler | None = None
         if mode == "socket":
             self.socket = EnvbotSocketModeHandler(

@@ -221,6 +221,12 @@ class FakeSlack:
             return self._post(body), {}
         if path == "/api/chat.update":
             return self._update(body), {}
+        if path in ("/api/views.open", "/api/views.publish"):  # recorded; answered with the view and an id
+            view = body.get("view")
+            view = json.loads(view) if isinstance(view, str) else view
+            return {"ok": True, "view": (view or {}) | {"id": f"V{len(self.received):08d}"}}, {}
+        if path == "/api/chat.postEphemeral":
+            return {"ok": True, "message_ts": f"{self._ts}.000200"}, {}
         return {"ok": True}, {}
 
     def _conversation(self, path: str, channel: str) -> dict[str, Any]:
