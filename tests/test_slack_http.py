@@ -119,7 +119,7 @@ def test_help_and_bad_input_answer_in_the_ack_and_run_nothing(http_bot: HttpBot,
         "": "envbot* gives you",
         "help": "envbot* gives you",
         "launch checkout": "I don't know the command `launch`",
-        "create": "Tell me which service",
+        # A bare "create" opens the create form instead (tests/test_surfaces.py).
         "create checkout extra": "Unexpected `extra`",
         "create checkout colour=red": "`colour=` is not an option of `create`",
         "create checkout ttl=5m": "between 15m and 7d",
