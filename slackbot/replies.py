@@ -1,6 +1,6 @@
 """Every message envbot sends, in Slack mrkdwn plus abstract buttons. Transports decide how to render them."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -41,9 +41,21 @@ class Button(BaseModel):
         return f"This deletes the namespace `{self.env}` and everything in it. It can't be undone."
 
 
+class Row(BaseModel):
+    """One line of a list, with the actions on it (rendered as an overflow menu)."""
+
+    model_config = ConfigDict(frozen=True)
+    text: str
+    buttons: tuple[Button, ...] = ()
+
+
 class Reply(BaseModel):
     model_config = ConfigDict(frozen=True)
     text: str
+    # A list, row by row (the text above holds the same lines, for notifications and the console).
+    title: str | None = None
+    rows: tuple[Row, ...] = ()
+    more: str | None = None
     visibility: Visibility = "ephemeral"
     buttons: tuple[Button, ...] = ()
     submitted: bool = False  # a workflow was submitted (a repeat of this click would submit again)
@@ -273,16 +285,24 @@ def _announce(submission: Submission, text: str, buttons: tuple[Button, ...]) ->
     return Reply(text=text + dry, visibility="in_channel", buttons=buttons, submitted=True)
 
 
-def listing(title: str, envs: list[Environment], now: datetime) -> Reply:
+def listing(
+    title: str,
+    envs: list[Environment],
+    now: datetime,
+    actions: Callable[[Environment], tuple[Button, ...]] = lambda _env: (),
+) -> Reply:
+    """One line per environment (failed creates first, then the soonest to expire), each with its actions;
+    at most LIST_LIMIT lines and how many more."""
     if not envs:
         return Reply(text=f"{title}: none live. Create one with `/env create <service>`.")
-    # Failed creates first (they need attention), then the soonest to expire.
     envs = sorted(envs, key=lambda e: (not e.create.failed, e.expires_at or datetime.max.replace(tzinfo=UTC), e.name))
-    lines = [f"*{title}* ({len(envs)}, soonest expiry first)"]
-    lines += [_list_line(env, now) for env in envs[:LIST_LIMIT]]
+    head = f"*{title}* ({len(envs)}, soonest expiry first)"
+    rows = tuple(Row(text=_list_line(env, now), buttons=actions(env)) for env in envs[:LIST_LIMIT])
+    more = None
     if len(envs) > LIST_LIMIT:
-        lines.append(f"…and {len(envs) - LIST_LIMIT} more. Narrow it with `/env list @person` or `/env list #channel`.")
-    return Reply(text="\n".join(lines))
+        more = f"…and {len(envs) - LIST_LIMIT} more. Narrow it with `/env list @person` or `/env list #channel`."
+    lines = [head, *(row.text for row in rows), *([more] if more else [])]
+    return Reply(text="\n".join(lines), title=head, rows=rows, more=more)
 
 
 _WORKFLOW_WORDS = {

@@ -239,3 +239,46 @@ def test_the_form_and_the_home_tab_over_socket_mode(socket_bot: Any, fake_slack:
     server.wait_ack("sm-2")
     (published,) = fake_slack.wait_for("/api/views.publish")
     check_view(published.body["view"], 100)
+
+
+def test_the_list_is_one_line_per_environment_with_an_overflow_menu(
+    bot: HttpBot, fake_argo: FakeArgo, fake_slack: FakeSlack
+) -> None:
+    from slack_sdk.models.blocks import Block
+
+    fake_argo.configure(phases={"env-create-template": "Succeeded"})
+    for name, ttl in (("later-one", "3h"), ("sooner-one", "1h")):
+        _, path = bot.command(f"create checkout ttl={ttl} name={name}", user=OWNER, channel=CHANNEL)
+        bot.reply(path)
+    _, path = bot.command("list", user=OWNER, channel=CHANNEL)
+    listing = bot.reply(path)
+    blocks = listing["blocks"]
+    assert len(blocks) <= 50
+    for block in blocks:
+        parsed = Block.parse(block)
+        assert parsed is not None
+        parsed.validate_json()
+    assert blocks[0]["text"]["text"] == "*Your environments* (2, soonest expiry first)"
+    assert [b["text"]["text"].split("`")[1] for b in blocks[1:]] == ["sooner-one", "later-one"]
+    menu = blocks[1]["accessory"]
+    assert menu["type"] == "overflow" and [o["text"]["text"] for o in menu["options"]] == [
+        "Extend +2h", "Extend +1d", "Destroy",
+    ]  # fmt: skip
+    assert [o["text"]["text"] for o in blocks[2]["accessory"]["options"]] == ["Extend +1d", "Destroy"]  # adds time
+
+    option = menu["options"][1]
+    click = {
+        "type": "block_actions",
+        "user": {"id": OWNER, "username": "someone", "team_id": "T111"},
+        "api_app_id": "A111", "token": "t", "trigger_id": "1337.46.row",
+        "container": {"type": "message", "message_ts": "1.0", "channel_id": CHANNEL, "is_ephemeral": True},
+        "team": {"id": "T111", "domain": "example"}, "channel": {"id": CHANNEL, "name": "dev"},
+        "response_url": fake_slack.response_url("row1"),
+        "actions": [{"action_id": menu["action_id"], "block_id": "b1", "type": "overflow",
+                     "selected_option": option, "action_ts": "1.0"}],
+    }  # fmt: skip
+    assert post_payload(bot, click).status == 200
+    reply = fake_slack.wait_for("/response/row1")[0].body
+    assert "extended `sooner-one` by 1d" in reply["text"]
+    (extend,) = [s for s in fake_argo.submits() if "workflowtemplate/env-extend-template" in s]
+    assert argv_params(extend)["env_name"] == "sooner-one"

@@ -10,6 +10,7 @@ from slackbot.replies import Button, Reply
 ACTION_PREFIX = "envbot"  # action_id = envbot:<action>:<n>; unique within a message, routed by prefix
 # Bolt matches action ids with re.search, so the pattern is anchored at both ends (\Z: `$` allows a "\n").
 ACTION_ID = re.compile(rf"\A{ACTION_PREFIX}:(?:extend|destroy):[0-9]{{1,2}}\Z")
+ROW_ACTION_ID = re.compile(rf"\A{ACTION_PREFIX}:row:[0-9]{{1,2}}\Z")  # a list row's overflow menu
 SECTION_LIMIT = 3000
 # A button's value: "<incarnation>|<command>", e.g. "envbot-create-x7k2p|destroy checkout-x7k2p". The
 # incarnation is the create workflow of the environment the message is about, so a click can be refused
@@ -34,6 +35,8 @@ CUT = "_…(cut: too long for one Slack message)_"
 def message(reply: Reply) -> dict[str, Any]:
     """The body for ack(), respond() or chat.postMessage: at most Slack's 50 blocks (the text is cut, and
     says so, rather than the message refused)."""
+    if reply.rows:
+        return _list_message(reply)
     parts = _sections(reply.text)
     room = MESSAGE_BLOCKS - (1 if reply.buttons else 0)
     if len(parts) > room:
@@ -42,6 +45,44 @@ def message(reply: Reply) -> dict[str, Any]:
     if reply.buttons:
         blocks.append({"type": "actions", "elements": [_button(b, i) for i, b in enumerate(reply.buttons)]})
     return {"text": reply.text[:3900], "blocks": blocks, "response_type": reply.visibility}
+
+
+def _list_message(reply: Reply) -> dict[str, Any]:
+    """A list: its title, one section per row with an overflow menu of the row's actions, and "n more"."""
+    blocks: list[dict[str, Any]] = [_section(reply.title or "")] if reply.title else []
+    for index, row in enumerate(reply.rows[: MESSAGE_BLOCKS - 2]):
+        block = _section(row.text[:SECTION_LIMIT])
+        if row.buttons:
+            block["accessory"] = _overflow(row.buttons, index)
+        blocks.append(block)
+    if reply.more:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": reply.more}]})
+    return {"text": reply.text[:3900], "blocks": blocks, "response_type": reply.visibility}
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def _overflow(buttons: tuple[Button, ...], index: int) -> dict[str, Any]:
+    """A row's actions. One confirmation covers the menu (Slack has none per option): it says what Destroy does."""
+    env = buttons[0].env
+    return {
+        "type": "overflow",
+        "action_id": f"{ACTION_PREFIX}:row:{index}",
+        "options": [
+            {"text": {"type": "plain_text", "text": b.label[:75]}, "value": button_value(b)} for b in buttons[:5]
+        ],
+        "confirm": {
+            "title": {"type": "plain_text", "text": f"Act on {env}?"[:100]},
+            "text": {
+                "type": "mrkdwn",
+                "text": f"Destroy deletes `{env}` and everything in it; Extend keeps it longer."[:300],
+            },
+            "confirm": {"type": "plain_text", "text": "Go ahead"},
+            "deny": {"type": "plain_text", "text": "Cancel"},
+        },
+    }
 
 
 def button_value(button: Button) -> str:

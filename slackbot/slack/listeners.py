@@ -13,7 +13,7 @@ from slackbot import metrics
 from slackbot.bot import EnvBot
 from slackbot.replies import RESTARTING, Reply
 from slackbot.scheduler import Scheduler
-from slackbot.slack.blocks import ACTION_ID, click_from_value, message
+from slackbot.slack.blocks import ACTION_ID, ROW_ACTION_ID, click_from_value, message
 from slackbot.slack.delivery import Responder
 from slackbot.slack.groups import SlackGroupDirectory
 from slackbot.slack.surfaces import Surfaces
@@ -51,6 +51,7 @@ class Listeners:
     def register(self, app: App) -> None:
         app.command("/env")(self.env_command)
         app.action(ACTION_ID)(self.button)
+        app.action(ROW_ACTION_ID)(self.button)  # a list row's overflow menu: the chosen option's value
         app.event("subteam_members_changed")(self.group_changed)
         app.event("subteam_updated")(self.group_changed)
 
@@ -87,13 +88,15 @@ class Listeners:
         container = _object(body.get("container"))
         channel = _string(_object(body.get("channel")).get("id")) or _string(container.get("channel_id"))
         actor = _actor(_object(body.get("user")).get("id"), channel)
-        click = click_from_value(action.get("value"))
+        # A button carries its value; an overflow menu, the value of the option chosen.
+        chosen = _object(action.get("selected_option")).get("value") if action.get("type") == "overflow" else None
+        click = click_from_value(chosen or action.get("value"))
         if actor is None or click is None:
             self._answer(url, UNKNOWN_CALLER if actor is None else UNKNOWN_BUTTON)
             return
         # One click of one button on one message by one person runs once, however often it arrives.
         ts, action_id = _string(container.get("message_ts")), _string(action.get("action_id"))
-        key = f"click:{actor.user_id}:{channel}:{ts}:{action_id}"
+        key = f"click:{actor.user_id}:{channel}:{ts}:{action_id}" + (f":{chosen}" if chosen else "")
         intake = self.bot.receive(
             click.command, actor, key=key, source="button", request=_string(body.get("trigger_id")),
             incarnation=click.incarnation,

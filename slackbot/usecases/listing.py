@@ -10,7 +10,7 @@ from slackbot import replies
 from slackbot.commands import ListCommand
 from slackbot.history import Environment
 from slackbot.orchestrator import Scope
-from slackbot.replies import Reply
+from slackbot.replies import Button, Reply
 from slackbot.usecases.common import Intake, Invocation, Services
 from slackbot.usecases.visibility import Viewer
 
@@ -27,9 +27,16 @@ def plan(services: Services, invocation: Invocation, command: ListCommand) -> In
         shown = viewer.visible(env for env in found.values() if listed(env, now))
         live = sum(env.is_live(now) for env in shown)
         services.record(invocation, "list", "allowed", outcome="answered", reason=f"{live} live")
-        return replies.listing(title, shown, now)
+        return replies.listing(title, shown, now, lambda env: _actions(services, env, now))
 
     return services.intake(invocation, "list", None, replies.looking_up(what), work)
+
+
+def _actions(services: Services, env: Environment, now: datetime) -> tuple[Button, ...]:
+    """A row's overflow menu: the buttons a message about the environment carries (live ones only)."""
+    if not env.is_live(now):
+        return ()
+    return services.buttons(env.name, env.create.name, env.service, env.created_at, now, env.expires_at)
 
 
 def listed(env: Environment, now: datetime) -> bool:
