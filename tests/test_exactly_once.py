@@ -24,6 +24,7 @@ from tests.fakes.slack_api import FakeSlack
 from tests.fakes.socket_mode import FakeSocketMode
 from tests.replicas import Replica, command_body, signed
 from tests.test_socket_mode import envelope as socket_envelope
+from tests.test_surfaces import submission as form_submission
 
 CREATE = "env-create-template"
 
@@ -314,3 +315,17 @@ def test_one_socket_mode_envelope_seen_by_two_replicas_is_one_environment(
     (workflow,) = fake_argo.workflows()
     assert workflow["metadata"]["name"] == workflow_name(CREATE, request_key("111.222.twice-1"))
     assert first["text"] == second["text"] and f"`{workflow['metadata']['name']}`" in first["text"]
+
+
+def test_one_form_submission_delivered_to_both_replicas_is_one_environment(
+    replicas: list[Replica], fake_argo: FakeArgo, fake_slack: FakeSlack
+) -> None:
+    payload = form_submission({"service": "checkout", "ttl": "4h", "channel": "C111AAA"}, user="U111AAA")
+    body = urlencode({"payload": json.dumps(payload)})
+    headers = signed(body)
+    assert _deliver_to_all(replicas, body, headers) == [200, 200]
+    first, second = (r.body for r in fake_slack.wait_for("/api/chat.postMessage", 2))
+    (workflow,) = fake_argo.workflows()
+    name = workflow["metadata"]["name"]
+    assert name == workflow_name(CREATE, request_key(f"view:{payload['view']['id']}"))
+    assert f"`{name}`" in first["text"] and first["text"] == second["text"]

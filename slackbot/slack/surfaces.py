@@ -73,7 +73,10 @@ class Surfaces:
         if not values["service"]:
             ack(response_action="errors", errors={"service": "Choose a service."})
             return
-        intake = self.bot.receive(command_text(values), actor, key=f"view:{view.get('id')}")
+        # One modal, one request: its view id keys the workflow, so a replay or a second replica runs it once.
+        view_id = view.get("id") if isinstance(view.get("id"), str) and view.get("id") else None
+        request = f"view:{view_id}" if view_id else None
+        intake = self.bot.receive(command_text(values), actor, key=f"view:{view.get('id')}", request=request)
         if intake.work is None:
             if intake.ack.problem:  # refused or invalid: shown on the field it is about, the form stays open
                 text = _plain(intake.ack.text)
