@@ -13,6 +13,7 @@ from slackbot.clock import Clock, utc_now
 from slackbot.commands import (
     Command,
     CreateCommand,
+    DeployCommand,
     DestroyCommand,
     ExtendCommand,
     HelpCommand,
@@ -32,7 +33,7 @@ from slackbot.recent import RecentKeys
 from slackbot.replies import Links, Reply
 from slackbot.retention import RecordRetention
 from slackbot.spec import Actor
-from slackbot.usecases import create, destroy, extend, listing, status
+from slackbot.usecases import create, deploy, destroy, extend, listing, status
 from slackbot.usecases.common import Intake, Invocation, Services, Source
 from slackbot.view import EnvironmentView
 
@@ -131,6 +132,8 @@ class EnvBot:
     def _plan(self, invocation: Invocation, command: Command) -> Intake:
         if isinstance(command, CreateCommand):
             return create.plan(self.services, invocation, command)
+        if isinstance(command, DeployCommand):
+            return deploy.plan(self.services, invocation, command)
         if isinstance(command, DestroyCommand):
             return destroy.plan(self.services, invocation, command)
         if isinstance(command, ExtendCommand):

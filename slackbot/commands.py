@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from slackbot.durations import parse_duration
 from slackbot.errors import UsageError
@@ -23,7 +23,8 @@ _MENTION = re.compile(r"<(?P<kind>[@#])(?P<id>[A-Z][A-Z0-9]{1,31})(?:\|[^<>]{0,1
 SHELL_CHARACTERS = frozenset(";|&$`<>(){}[]\\'\"*?!#~^%,@")
 
 USAGE = {
-    "create": "/env create <service> [ttl=<duration>] [name=<env-name>]",
+    "create": "/env create <service> [version=<tag> | ref=<branch> | pr=<number>] [ttl=<duration>] [name=<env-name>]",
+    "deploy": "/env deploy <env-name> [version=<tag> | ref=<branch> | pr=<number>]",
     "list": "/env list [all | @person | #channel]",
     "status": "/env status <env-name>",
     "extend": "/env extend <env-name> [ttl=<duration>]",
@@ -43,11 +44,67 @@ class HelpCommand(_Command):
     action: Literal["help"] = "help"
 
 
+# What to deploy, as data (docs/adr/0008): an image tag, a git ref or a pull request number. The
+# execution plane checks the same grammars again (argo/config/envbot-deploy.yaml).
+_VERSION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_REF = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]{0,199}")
+_PR = re.compile(r"[1-9][0-9]{0,8}")
+
+
+def _check_version(value: str | None) -> str | None:
+    if value is not None and not _VERSION.fullmatch(value):
+        raise ValueError("version must be an image tag: letters, digits, `_`, `.` and `-` (at most 128)")
+    return value
+
+
+def _check_ref(value: str | None) -> str | None:
+    if value is None:
+        return value
+    bad = ("..", "//", "/.", "@{")
+    if not _REF.fullmatch(value) or any(b in value for b in bad) or value.endswith(("/", ".lock")):
+        raise ValueError("ref must be a git branch, tag or commit: letters, digits, `_`, `.`, `/` and `-`")
+    return value
+
+
+def _check_pr(value: str | None) -> str | None:
+    if value is not None and not _PR.fullmatch(value):
+        raise ValueError("pr must be a pull request number such as `123`")
+    return value
+
+
+class Target(_Command):
+    """What to deploy: at most one of version, ref and pr; none means the recipe's defaults."""
+
+    version: Annotated[str | None, AfterValidator(_check_version)] = None
+    ref: Annotated[str | None, AfterValidator(_check_ref)] = None
+    pr: Annotated[str | None, AfterValidator(_check_pr)] = None
+
+    def model_post_init(self, _context: object) -> None:
+        if sum(v is not None for v in (self.version, self.ref, self.pr)) > 1:
+            raise ValueError("give at most one of `version=`, `ref=` and `pr=`")
+
+    @property
+    def text(self) -> str:
+        """How replies name it: `1.4.2`, `ref feature-x`, `PR 123`, or the recipe's default."""
+        if self.version:
+            return self.version
+        if self.ref:
+            return f"ref {self.ref}"
+        return f"PR {self.pr}" if self.pr else "the recipe's default"
+
+
 class CreateCommand(_Command):
     action: Literal["create"] = "create"
     service: ServiceName
     ttl: timedelta | None = None
     name: EnvName | None = None
+    target: Target = Target()
+
+
+class DeployCommand(_Command):
+    action: Literal["deploy"] = "deploy"
+    env_name: EnvName
+    target: Target = Target()
 
 
 class DestroyCommand(_Command):
@@ -76,7 +133,7 @@ class ListCommand(_Command):
     channel_id: str | None = None
 
 
-Command = HelpCommand | CreateCommand | DestroyCommand | ExtendCommand | StatusCommand | ListCommand
+Command = HelpCommand | CreateCommand | DeployCommand | DestroyCommand | ExtendCommand | StatusCommand | ListCommand
 
 
 def parse(text: str) -> Command:
@@ -182,7 +239,21 @@ def _option_hint(verb: str, positional: list[str]) -> str:
 def _parse_create(positional: list[str], options: dict[str, str]) -> CreateCommand:
     service = _name("Service name", _one_positional("create", "service", positional), "create")
     name = _name("Environment name", options["name"], "create") if "name" in options else None
-    return CreateCommand(service=service, ttl=_ttl(options, "create"), name=name)
+    return CreateCommand(service=service, ttl=_ttl(options, "create"), name=name, target=_target(options, "create"))
+
+
+def _parse_deploy(positional: list[str], options: dict[str, str]) -> DeployCommand:
+    return DeployCommand(env_name=_env_name("deploy", positional), target=_target(options, "deploy"))
+
+
+def _target(options: dict[str, str], topic: str) -> Target:
+    try:
+        return Target(version=options.get("version"), ref=options.get("ref"), pr=options.get("pr"))
+    except ValidationError as exc:
+        reason = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+        raise UsageError(f"{reason}.", topic=topic) from None
+    except ValueError as exc:  # more than one given
+        raise UsageError(f"{exc}.", topic=topic) from None
 
 
 def _parse_destroy(positional: list[str], options: dict[str, str]) -> DestroyCommand:
@@ -256,6 +327,7 @@ def _shown(word: str) -> str:
 _Parser = Callable[[list[str], dict[str, str]], Command]
 _PARSERS: dict[str, _Parser] = {
     "create": _parse_create,
+    "deploy": _parse_deploy,
     "list": _parse_list,
     "status": _parse_status,
     "extend": _parse_extend,
@@ -263,11 +335,12 @@ _PARSERS: dict[str, _Parser] = {
     "help": lambda *_: HelpCommand(),
 }
 _KEYS: dict[str, frozenset[str]] = {
-    "create": frozenset({"ttl", "name"}),
+    "create": frozenset({"ttl", "name", "version", "ref", "pr"}),
+    "deploy": frozenset({"version", "ref", "pr"}),
     "extend": frozenset({"ttl"}),
     "list": frozenset(),
     "status": frozenset(),
     "destroy": frozenset(),
     "help": frozenset(),
 }
-_EXAMPLES = {"ttl": "4h", "name": "checkout-demo"}
+_EXAMPLES = {"ttl": "4h", "name": "checkout-demo", "version": "1.4.2", "ref": "feature-x", "pr": "123"}

@@ -42,6 +42,7 @@ class Environment(BaseModel):
     create: WorkflowRecord
     extends: tuple[WorkflowRecord, ...] = ()  # in the order they were decided
     destroys: tuple[WorkflowRecord, ...] = ()
+    deploys: tuple[WorkflowRecord, ...] = ()  # in the order they were decided, interleaved with extends
 
     @property
     def service(self) -> str | None:
@@ -74,12 +75,29 @@ class Environment(BaseModel):
 
     @property
     def workflows(self) -> tuple[WorkflowRecord, ...]:
-        return (self.create, *self.extends, *self.destroys)
+        return (self.create, *self.changes, *self.destroys)
+
+    @property
+    def changes(self) -> tuple[WorkflowRecord, ...]:
+        """Extends and deploys, in the order the chain says they were decided."""
+        return tuple(_chain(self.create, [*self.extends, *self.deploys]))
 
     @property
     def latest(self) -> WorkflowRecord:
-        """The newest workflow of the chain (what an extend or destroy records it followed)."""
-        return (self.extends or (self.create,))[-1]
+        """The newest workflow of the chain (what an extend, deploy or destroy records it followed)."""
+        return (self.changes or (self.create,))[-1]
+
+    @property
+    def deployed(self) -> WorkflowRecord | None:
+        """The create or deploy whose service is running now: the newest one that succeeded."""
+        done = [r for r in (self.create, *self.changes) if r.action in ("create", "deploy") and r.phase == "Succeeded"]
+        return done[-1] if done else None
+
+    @property
+    def deploying(self) -> WorkflowRecord | None:
+        """A deploy asked for after the one running now (in progress or failed), if any."""
+        tried = [r for r in (self.create, *self.changes) if r.action in ("create", "deploy")]
+        return tried[-1] if tried and tried[-1] is not self.deployed else None
 
     @property
     def last_workflow(self) -> WorkflowRecord:
@@ -96,7 +114,7 @@ class Environment(BaseModel):
         destroy = self.destroy
         if destroy is not None:
             return "destroyed" if destroy.phase == "Succeeded" else "destroying"
-        if self.create.failed:
+        if self.create.failed and self.deployed is None:  # a later deploy can mend a create that failed
             return "failed"
         expires_at = self.expires_at
         if expires_at is not None and expires_at <= now:
@@ -128,8 +146,11 @@ def _current(name: str, records: list[WorkflowRecord]) -> Environment | None:
     create = _newest_create(creates)
     mine = [r for r in records if r.incarnation == create.name]
     extends = _chain(create, [r for r in mine if r.action == "extend"])
+    deploys = _chain(create, [r for r in mine if r.action == "deploy"])
     destroys = sorted((r for r in mine if r.action == "destroy"), key=lambda r: (r.created_at, r.name))
-    return Environment(name=name, create=create, extends=tuple(extends), destroys=tuple(destroys))
+    return Environment(
+        name=name, create=create, extends=tuple(extends), destroys=tuple(destroys), deploys=tuple(deploys)
+    )
 
 
 def _newest_create(creates: list[WorkflowRecord]) -> WorkflowRecord:

@@ -5,19 +5,26 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from slackbot.spec import Action, DestroyRequest, EnvironmentSpec, ExtendRequest
+from slackbot.spec import Action, DeployRequest, DestroyRequest, EnvironmentSpec, ExtendRequest
 
 CREATE_TEMPLATE = "env-create-template"
 DESTROY_TEMPLATE = "env-destroy-template"
 EXTEND_TEMPLATE = "env-extend-template"
-TEMPLATES = (CREATE_TEMPLATE, EXTEND_TEMPLATE, DESTROY_TEMPLATE)
-TEMPLATE_ACTIONS = {CREATE_TEMPLATE: "create", EXTEND_TEMPLATE: "extend", DESTROY_TEMPLATE: "destroy"}
+DEPLOY_TEMPLATE = "env-deploy-template"
+TEMPLATES = (CREATE_TEMPLATE, EXTEND_TEMPLATE, DEPLOY_TEMPLATE, DESTROY_TEMPLATE)
+TEMPLATE_ACTIONS = {
+    CREATE_TEMPLATE: "create",
+    EXTEND_TEMPLATE: "extend",
+    DEPLOY_TEMPLATE: "deploy",
+    DESTROY_TEMPLATE: "destroy",
+}
 # The parameters envbot passes to each template: the contract `envbot check` verifies on the cluster.
 TEMPLATE_PARAMETERS = {
     CREATE_TEMPLATE: (
         "env_name", "service", "expires_at", "requested_by", "slack_channel", "warn_before", "extend_choices",
-        "latest_expiry", "slack_thread",
+        "latest_expiry", "slack_thread", "version", "ref", "pr",
     ),
+    DEPLOY_TEMPLATE: ("env_name", "service", "requested_by", "slack_channel", "slack_thread", "version", "ref", "pr"),
     EXTEND_TEMPLATE: (
         "env_name", "expires_at", "requested_by", "slack_channel", "warn_before", "extend_choices", "latest_expiry",
         "slack_thread",
@@ -51,6 +58,9 @@ class WorkflowRecord(_Frozen):
     after: str | None = None  # the workflow this one followed (a create: the one it replaced)
     request: str | None = None  # the key of the Slack request that submitted it (docs/adr/0011)
     thread: str | None = None  # the ts of the environment's channel message its notices thread under (ADR 0009)
+    requested_version: str | None = None  # create/deploy: what was asked for (`1.4.2`, `ref x`, `PR 1`)
+    version: str | None = None  # create/deploy: what the deploy step reports it deployed
+    url: str | None = None  # create/deploy: where the deployed service answers
 
     @property
     def failed(self) -> bool:
@@ -118,6 +128,8 @@ class EnvironmentOrchestrator(Protocol):
     def create(self, spec: EnvironmentSpec) -> Submission: ...
 
     def extend(self, request: ExtendRequest) -> Submission: ...
+
+    def deploy(self, request: DeployRequest) -> Submission: ...
 
     def destroy(self, request: DestroyRequest) -> Submission: ...
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from slackbot.commands import USAGE
+from slackbot.commands import USAGE, Target
 from slackbot.durations import format_duration, format_remaining
 from slackbot.errors import EnvbotError, UsageError
 from slackbot.history import Environment, workflow_state
@@ -103,13 +103,17 @@ def help_text(bounds: str, services: Sequence[str] | None) -> Reply:
         f"• `{USAGE['list']}`: live environments (yours, everyone's, a person's or a channel's)",
         f"• `{USAGE['status']}`: owner, expiry and every workflow of one environment",
         f"• `{USAGE['extend']}`: keep it longer (owner, admins and on-call)",
+        f"• `{USAGE['deploy']}`: deploy another version into it (owner, admins and on-call)",
         f"• `{USAGE['destroy']}`: delete it now (owner, admins and on-call)",
         f"• `{USAGE['help']}`: this text",
     ]
     if services is not None:
         lines.append("*Services*" if services else "*Services*: none configured; ask the platform team.")
         lines.extend(services)
-    lines.append("Example: `/env create checkout ttl=4h`")
+    lines.append(
+        "Example: `/env create checkout version=1.4.2 ttl=4h`. Without `version=`, `ref=` or `pr=` the "
+        "service's recipe picks the version; `/env status` shows the one deployed and its URL."
+    )
     return Reply(text="\n".join(lines))
 
 
@@ -241,7 +245,8 @@ def created(
     who = f"<@{spec.requested_by}> requested" if spec.requested_by else "Requested"
     return _announce(
         submission,
-        f":rocket: {who} environment `{spec.env_name}` (service `{spec.service}`, ttl {format_duration(ttl)}).\n"
+        f":rocket: {who} environment `{spec.env_name}` (service `{spec.service}` at {_target(spec.target)}, "
+        f"ttl {format_duration(ttl)}).\n"
         f"Expires {slack_date(spec.expires_at)}.\n"
         f"Workflow: {links.workflow(submission.workflow_name)}",
         buttons,
@@ -265,6 +270,24 @@ def extended(
         f"Workflow: {links.workflow(submission.workflow_name)}",
         buttons,
     )
+
+
+def deploy_submitted(
+    env: Environment, user: str, target: Target, submission: Submission, links: Links, buttons: tuple[Button, ...]
+) -> Reply:
+    owner = f" (owner <@{env.owner}>)" if env.owner and env.owner != user else ""
+    running = env.deployed.version if env.deployed and env.deployed.version else None
+    now_running = f" It runs `{running}` until the new version is ready." if running else ""
+    return _announce(
+        submission,
+        f":rocket: <@{user}> is deploying `{env.service}` at {_target(target)} into `{env.name}`{owner}.{now_running}\n"
+        f"Workflow: {links.workflow(submission.workflow_name)}",
+        buttons,
+    )
+
+
+def _target(target: Target) -> str:
+    return target.text if target.text == "the recipe's default" else f"`{target.text}`"
 
 
 def destroy_submitted(
@@ -308,6 +331,7 @@ def listing(
 _WORKFLOW_WORDS = {
     "create": {"submitted": "submitted", "running": "creating", "ready": "ready", "failed": "create failed"},
     "extend": {"submitted": "extend submitted", "running": "extending", "ready": "extended", "failed": "extend failed"},
+    "deploy": {"submitted": "deploy submitted", "running": "deploying", "ready": "deployed", "failed": "deploy failed"},
     "destroy": {
         "submitted": "destroy submitted", "running": "destroying", "ready": "destroyed", "failed": "destroy failed",
     },
@@ -325,9 +349,19 @@ def _list_line(env: Environment, now: datetime) -> str:
     if env.state(now) == "failed":
         return f"• :x: `{env.name}` · {env.service or '?'}{owner}{where} · create failed: see `/env status {env.name}`"
     return (
-        f"• `{env.name}` · {env.service or '?'}{owner}{where} · expires {_expiry(env, now)} · "
+        f"• `{env.name}` · {env.service or '?'}{_running(env)}{owner}{where} · expires {_expiry(env, now)} · "
         f"{workflow_words(env.last_workflow)}"
     )
+
+
+def _running(env: Environment) -> str:
+    """` 1.4.2 · https://…`: what is deployed and where, once the execution plane reported it."""
+    deployed = env.deployed
+    if deployed is None:
+        return ""
+    version = f" `{deployed.version}`" if deployed.version else ""
+    url = f" · <{deployed.url}>" if deployed.url else ""
+    return version + url
 
 
 def _expiry(env: Environment, now: datetime) -> str:
@@ -341,6 +375,7 @@ def status(env: Environment, details: dict[str, WorkflowDetail], now: datetime, 
     lines = [
         f"*`{env.name}`*: {_STATE_WORDS[state]}",
         f"Owner <@{env.owner}> · service `{env.service or '?'}`" + (f" · <#{env.channel}>" if env.channel else ""),
+        *_deployment_lines(env),
         f"Created {slack_date(env.created_at)}",
         f"Expires {_expiry(env, now)}"
         if state == "live"
@@ -360,9 +395,22 @@ def status(env: Environment, details: dict[str, WorkflowDetail], now: datetime, 
     return Reply(text="\n".join(lines))
 
 
+def _deployment_lines(env: Environment) -> list[str]:
+    deployed, trying = env.deployed, env.deploying
+    lines = []
+    if deployed is not None and (deployed.version or deployed.url):
+        lines.append(
+            "Runs " + (f"`{deployed.version}`" if deployed.version else "its recipe's default")
+            + (f" at <{deployed.url}>" if deployed.url else "")
+        )  # fmt: skip
+    if trying is not None and trying.requested_version:
+        lines.append(f"Asked for {trying.requested_version}: {workflow_words(trying)}")
+    return lines
+
+
 _STATE_WORDS = {
     "live": "live",
-    "failed": "its create failed",
+    "failed": "its create failed (deploy another version with `/env deploy`, or destroy it)",
     "destroying": "being destroyed",
     "destroyed": "destroyed",
     "expired": "expired (the reaper deletes it)",
@@ -372,6 +420,8 @@ _STATE_WORDS = {
 def _workflow_line(record: WorkflowRecord, detail: WorkflowDetail | None, links: Links) -> str:
     by = f" by <@{record.requested_by}>" if record.requested_by else ""
     until = f", to {slack_date(record.expires_at)}" if record.action == "extend" and record.expires_at else ""
+    if record.action in ("create", "deploy") and (record.version or record.requested_version):
+        until = f" of `{record.version}`" if record.version else f" of {record.requested_version}"
     line = f"• {record.action}{until}{by}: {links.workflow(record.name)} · {workflow_words(record)}"
     if detail is not None and detail.failed_step is not None:
         line += f"\n    step `{detail.failed_step.name}` failed: {detail.failed_step.message[:300]}"

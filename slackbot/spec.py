@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from slackbot.clock import rfc3339
-from slackbot.commands import EnvName, ServiceName
+from slackbot.commands import EnvName, ServiceName, Target
 from slackbot.durations import format_duration
 from slackbot.idempotency import RequestKey
 from slackbot.names import ChannelId, MessageTs, UserId, WorkflowName
@@ -19,7 +19,7 @@ def _whole_utc_seconds(value: datetime) -> datetime:
 
 
 Instant = Annotated[datetime, AfterValidator(_whole_utc_seconds)]
-Action = Literal["create", "extend", "destroy"]
+Action = Literal["create", "extend", "deploy", "destroy"]
 
 
 class _Frozen(BaseModel):
@@ -66,6 +66,7 @@ class EnvironmentSpec(_Frozen):
     notices: Notices = Notices()
     request: RequestKey | None = None  # the Slack request's key: names the workflow (docs/adr/0011)
     slack_thread: MessageTs | None = None  # the environment's channel message; notices thread under it (ADR 0009)
+    target: Target = Target()  # what its deploy step deploys (docs/adr/0008)
 
     @property
     def expires_at_text(self) -> str:
@@ -94,6 +95,16 @@ class ExtendRequest(_Frozen):
     @property
     def expires_at_text(self) -> str:
         return rfc3339(self.expires_at)
+
+
+class DeployRequest(_Frozen):
+    """Deploy another version of a live environment's service (the same recipe, another target)."""
+
+    env_name: EnvName
+    service: ServiceName
+    requested_by: UserId
+    lineage: Lineage
+    target: Target = Target()
 
 
 class DestroyRequest(_Frozen):

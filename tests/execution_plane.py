@@ -31,7 +31,11 @@ EXTEND = "env-extend-template"
 REAPER = "env-reaper-template"
 NOTIFIER = "env-notifier-template"
 TEMPLATES = (CREATE, DESTROY, EXTEND, REAPER, NOTIFIER)
-LIBRARIES: dict[str, str] = yaml.safe_load((ROOT / "argo/config/envbot-lib.yaml").read_text())["data"]
+LIBRARIES: dict[str, str] = {
+    name: text
+    for config in ("envbot-lib.yaml", "envbot-deploy.yaml")
+    for name, text in yaml.safe_load((ROOT / "argo/config" / config).read_text())["data"].items()
+}
 LIB = LIBRARIES["lib.sh"]
 SETTINGS: dict[str, str] = yaml.safe_load((ROOT / "argo/settings/envbot-settings.yaml").read_text())["data"]
 SERVICES: dict[str, str] = yaml.safe_load((ROOT / "argo/settings/envbot-services.yaml").read_text())["data"]
@@ -64,6 +68,8 @@ def step_of(name: str, step: str | None = None) -> dict[str, Any]:
     """One of a template's steps: its entrypoint unless named (e.g. "notify", the exit handler)."""
     spec = template(name)["spec"]
     (entry,) = [t for t in spec["templates"] if t["name"] == (step or spec["entrypoint"])]
+    if step is None and "steps" in entry:  # an entrypoint of steps: its first step is the default
+        return step_of(name, entry["steps"][0][0]["template"])
     return entry
 
 
@@ -160,7 +166,11 @@ def run_script(rendered: Rendered, folder: Path, base_env: dict[str, str], timeo
     source = folder / "script.sh"
     source.write_text(rendered.source)
     # The pod's HOME and /tmp are an emptyDir; here they are the test's own folder.
-    env = rendered.env | base_env | {"ENVBOT_LIB": str(folder / "lib.sh"), "ENVBOT_NOTIFY": str(folder / "notify.sh")}
+    env = rendered.env | base_env
+    env |= {
+        name: str(folder / f"{name.removeprefix('ENVBOT_').lower()}.sh")
+        for name in ("ENVBOT_LIB", "ENVBOT_NOTIFY", "ENVBOT_DEPLOY")
+    }
     for output in ("ENVBOT_REAPED_FILE", "ENVBOT_LIMITS_FILE"):  # output parameter files, in /tmp in the pod
         if output in env:
             env[output] = str(folder / Path(env[output]).name)
@@ -183,7 +193,7 @@ def run_script(rendered: Rendered, folder: Path, base_env: dict[str, str], timeo
 def rbac_rules(account: str) -> set[tuple[str, str, str, str]]:
     """(namespace or "*", apiGroup, resource, verb) granted to `system:serviceaccount:argo:<account>`:
     "*" through ClusterRoleBindings, ARGO_NAMESPACE through RoleBindings there."""
-    docs = documents(ROOT / "argo/rbac/executor.yaml")
+    docs = [doc for path in sorted((ROOT / "argo/rbac").glob("*.yaml")) for doc in documents(path)]
     roles = {(d["kind"], d["metadata"]["name"]): d for d in docs if d["kind"] in ("ClusterRole", "Role")}
     granted = set()
     subject = {"kind": "ServiceAccount", "name": account, "namespace": ARGO_NAMESPACE}

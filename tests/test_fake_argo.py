@@ -250,17 +250,25 @@ def test_a_template_rule_drives_new_workflows_to_a_final_phase(fake: FakeArgo) -
     assert labels["workflows.argoproj.io/completed"] == "true"
     assert labels["envbot.dev/action"] == "create"  # the template's workflowMetadata, applied on reconcile
     assert (status["phase"], status["startedAt"], status["finishedAt"]) == ("Succeeded", NOW, NOW)
-    node = status["nodes"][stored["metadata"]["name"]]
+    name = stored["metadata"]["name"]
+    node = status["nodes"][name]
+    # The create template's entrypoint is steps (the namespace, then the deploy): a Steps root node
+    # whose children are one Pod node per step, as the controller records them.
     assert {k: node[k] for k in ("id", "name", "displayName", "type", "templateName", "phase")} == {
-        "id": stored["metadata"]["name"],
-        "name": stored["metadata"]["name"],
-        "displayName": stored["metadata"]["name"],
-        "type": "Pod",
-        "templateName": "create",
+        "id": name,
+        "name": name,
+        "displayName": name,
+        "type": "Steps",
+        "templateName": "main",
         "phase": "Succeeded",
     }
+    pods = [status["nodes"][child] for child in node["children"]]
+    assert [(p["name"], p["displayName"], p["type"], p["templateName"], p["phase"]) for p in pods] == [
+        (f"{name}[0].create", "create", "Pod", "create", "Succeeded"),
+        (f"{name}[1].deploy", "deploy", "Pod", "deploy", "Succeeded"),
+    ]
     assert (node["startedAt"], node["finishedAt"]) == (NOW, NOW)
-    assert status["storedWorkflowTemplateSpec"]["entrypoint"] == "create"
+    assert status["storedWorkflowTemplateSpec"]["entrypoint"] == "main"
 
 
 def test_a_failing_template_carries_its_message_on_the_pod_node_and_the_workflow(fake: FakeArgo) -> None:
@@ -270,9 +278,10 @@ def test_a_failing_template_carries_its_message_on_the_pod_node_and_the_workflow
     destroy = ["submit", "--from", "workflowtemplate/env-destroy-template", "-n", NS, "-p", "env_name=co-1"]
     argo(fake, *destroy, "-o", "name")
     create, other = fake.workflows()
-    (node,) = create["status"]["nodes"].values()
+    first, node = [n for n in create["status"]["nodes"].values() if n["type"] == "Pod"]
     assert (create["status"]["phase"], create["status"]["message"]) == ("Failed", message)
     assert (node["phase"], node["message"], node["type"]) == ("Failed", message, "Pod")
+    assert first["phase"] == "Succeeded"  # the fake fails a steps workflow at its last step
     assert other["status"] == {"startedAt": None, "finishedAt": None}  # the rule is per template
 
 
@@ -286,7 +295,9 @@ def test_set_phase_moves_a_workflow_like_the_controller(fake: FakeArgo) -> None:
     assert running["status"]["nodes"][name]["phase"] == "Running"
     assert "message" not in running["status"]
     failed = fake.set_phase(name, "Failed", "boom", node_message="exit 3", at="2026-11-28T12:01:00Z")
-    assert (failed["status"]["message"], failed["status"]["nodes"][name]["message"]) == ("boom", "exit 3")
+    (pod,) = [n for n in failed["status"]["nodes"].values() if n["type"] == "Pod" and n["phase"] == "Failed"]
+    assert (failed["status"]["message"], pod["message"]) == ("boom", "exit 3")
+    assert failed["status"]["nodes"][name]["message"] == f"child '{pod['id']}' failed"  # the Steps node's own
     assert (failed["status"]["startedAt"], failed["status"]["finishedAt"]) == (
         "2026-11-28T12:00:05Z",
         "2026-11-28T12:01:00Z",

@@ -9,11 +9,13 @@ from slackbot.argo_cli import ArgoCliOrchestrator, DryRunRunner
 from slackbot.bot import EnvBot
 from slackbot.commands import (
     CreateCommand,
+    DeployCommand,
     DestroyCommand,
     ExtendCommand,
     HelpCommand,
     ListCommand,
     StatusCommand,
+    Target,
     parse,
 )
 from slackbot.durations import format_duration, parse_duration
@@ -85,13 +87,26 @@ def test_parse_destroy_and_help() -> None:
 @pytest.mark.parametrize(
     ("text", "message", "topic"),
     [
-        ("deploy checkout", "I don't know the command `deploy`", None),
+        ("rollback checkout", "I don't know the command `rollback`", None),
         ("destory checkout", "Did you mean `destroy`?", None),
         ("create", "Tell me which service", "create"),
         ("create a b", "Unexpected `b`", "create"),
         ("create checkout ttl=", "`ttl=` needs a value", "create"),
         ("create checkout ttl=1h ttl=2h", "given twice", "create"),
-        ("create checkout size=xl", "Known options: `name=`, `ttl=`", "create"),
+        ("create checkout size=xl", "Known options: `name=`, `pr=`, `ref=`, `ttl=`, `version=`", "create"),
+        # What to deploy is data: a tag, a git ref or a number, one of them (docs/adr/0008).
+        ("create checkout version=1.4;2", "`;` is not allowed", None),
+        ("create checkout version=-rc1", "version must be an image tag", "create"),
+        ("create checkout version=" + "1" * 129, "version must be an image tag", "create"),
+        ("create checkout ref=feature..x", "ref must be a git branch", "create"),
+        ("create checkout ref=feature/", "ref must be a git branch", "create"),
+        ("create checkout ref=x.lock", "ref must be a git branch", "create"),
+        ("create checkout pr=0", "pr must be a pull request number", "create"),
+        ("create checkout pr=12a", "pr must be a pull request number", "create"),
+        ("create checkout version=1 ref=main", "at most one of `version=`, `ref=` and `pr=`", "create"),
+        ("deploy", "Tell me which environment", "deploy"),
+        ("deploy co-demo ttl=1h", "`ttl=` is not an option of `deploy`", "deploy"),
+        ("deploy co-demo version=1.0:latest", "version must be an image tag", "deploy"),
         ("create checkout ttk=1h", "Did you mean `ttl`?", "create"),
         ("create 9lives", "is not valid", "create"),
         ("create checkout-", "is not valid", "create"),
@@ -169,3 +184,22 @@ def test_default_ttl_crosses_midnight() -> None:
     submit = next(argv for argv in runner.argvs if "submit" in argv)
     assert "expires_at=2026-11-29T03:50:00Z" in submit
     assert not any(arg.startswith("slack_channel=") for arg in submit)
+
+
+@pytest.mark.parametrize(
+    ("text", "target"),
+    [
+        ("create checkout version=1.4.2", Target(version="1.4.2")),
+        ("create checkout ref=feature/x-1", Target(ref="feature/x-1")),
+        ("create checkout pr=123 ttl=4h", Target(pr="123")),
+        ("create checkout", Target()),
+    ],
+)
+def test_create_takes_what_to_deploy(text: str, target: Target) -> None:
+    command = parse(text)
+    assert isinstance(command, CreateCommand) and command.target == target
+
+
+def test_deploy_names_the_environment_and_what_to_deploy() -> None:
+    assert parse("deploy co-demo version=2.0.1") == DeployCommand(env_name="co-demo", target=Target(version="2.0.1"))
+    assert parse("deploy co-demo") == DeployCommand(env_name="co-demo")

@@ -16,9 +16,10 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from slackbot.argo_cli import LABEL_ACTION, LABEL_MANAGED_BY, MANAGED_BY, ArgoCliOrchestrator, DryRunRunner
-from slackbot.orchestrator import CREATE_TEMPLATE, DESTROY_TEMPLATE, EXTEND_TEMPLATE
+from slackbot.commands import Target
+from slackbot.orchestrator import CREATE_TEMPLATE, DEPLOY_TEMPLATE, DESTROY_TEMPLATE, EXTEND_TEMPLATE
 from slackbot.policy import load_policy
-from slackbot.spec import DestroyRequest, EnvironmentSpec, ExtendRequest, Lineage, Notices
+from slackbot.spec import DeployRequest, DestroyRequest, EnvironmentSpec, ExtendRequest, Lineage, Notices
 from tests.conftest import ROOT
 from tests.execution_plane import ARGO_NAMESPACE, SERVICES, SETTINGS, TEMPLATES, script_of, step_of, workflow_spec
 
@@ -85,7 +86,8 @@ def test_the_strict_schema_catches_a_typo() -> None:
     typo["spec"]["ttlStrategey"] = typo["spec"].pop("ttlStrategy")
     assert any("ttlStrategey" in error for error in argo_errors(typo))
     nested = copy.deepcopy(doc)
-    nested["spec"]["templates"][0]["script"]["securityContext"]["runAsNonRot"] = True
+    (script,) = [t["script"] for t in nested["spec"]["templates"] if t["name"] == "create"]
+    script["securityContext"]["runAsNonRot"] = True
     assert argo_errors(nested)
 
 
@@ -166,7 +168,11 @@ NOTICES = Notices(
 )
 
 
-def bot_argv(action: str, full: bool) -> list[str]:
+# What to deploy: the bot passes at most one of these, so "every optional value" is their union.
+TARGETS = (Target(version="1.4.2"), Target(ref="feature-x"), Target(pr="123"))
+
+
+def bot_argv(action: str, full: bool, target: Target = TARGETS[0]) -> list[str]:
     """The argv the bot's own orchestrator builds for `action`, with every optional value or none."""
     runner = DryRunRunner()
     argo = ArgoCliOrchestrator("argo", "argo", 5, runner)
@@ -174,9 +180,13 @@ def bot_argv(action: str, full: bool) -> list[str]:
     who = {"requested_by": "U1AAA"} if full else {}
     lineage = Lineage(channel="C1AAA", thread="1764320001.000100") if full else Lineage()
     notices = {"notices": NOTICES} if full else {}
+    targets = {"target": target} if full else {}
     if action == "create":
         where = {"slack_channel": "C1AAA", "slack_thread": "1764320001.000100"} if full else {}
-        argo.create(EnvironmentSpec(env_name="e", service="s", expires_at=expires, **who, **where, **notices))
+        spec = EnvironmentSpec(env_name="e", service="s", expires_at=expires, **who, **where, **notices, **targets)
+        argo.create(spec)
+    elif action == "deploy":
+        argo.deploy(DeployRequest(env_name="e", service="s", requested_by="U1AAA", lineage=lineage, **targets))
     elif action == "extend":
         argo.extend(ExtendRequest(env_name="e", expires_at=expires, requested_by="U1AAA", lineage=lineage, **notices))
     else:
@@ -194,19 +204,31 @@ def passed_values(argv: list[str]) -> dict[str, str]:
 
 # Intent only (docs/adr/0007): a template declares nothing the bot does not pass; guard rails come
 # from ConfigMap envbot-services, never from parameters.
-TEMPLATE_ONLY: dict[str, set[str]] = {CREATE_TEMPLATE: set(), EXTEND_TEMPLATE: set(), DESTROY_TEMPLATE: set()}
+TEMPLATE_ONLY: dict[str, set[str]] = {
+    CREATE_TEMPLATE: set(),
+    EXTEND_TEMPLATE: set(),
+    DEPLOY_TEMPLATE: set(),
+    DESTROY_TEMPLATE: set(),
+}
 # What the bot passes even with no optional values: the template's required parameters, plus
-# requested_by on an extend (the bot only extends on someone's behalf).
-ALWAYS = {EXTEND_TEMPLATE: {"requested_by"}}
+# requested_by on an extend or deploy (the bot only does those on someone's behalf).
+ALWAYS = {EXTEND_TEMPLATE: {"requested_by"}, DEPLOY_TEMPLATE: {"requested_by"}}
 
 
 @pytest.mark.parametrize(
-    ("action", "name"), [("create", CREATE_TEMPLATE), ("extend", EXTEND_TEMPLATE), ("destroy", DESTROY_TEMPLATE)]
+    ("action", "name"),
+    [
+        ("create", CREATE_TEMPLATE),
+        ("extend", EXTEND_TEMPLATE),
+        ("deploy", DEPLOY_TEMPLATE),
+        ("destroy", DESTROY_TEMPLATE),
+    ],
 )
 def test_bot_and_templates_agree_on_parameters(action: str, name: str) -> None:
     params = declared(name)
     required = {n for n, p in params.items() if "value" not in p and "valueFrom" not in p}
-    minimal, full = passed(bot_argv(action, False)), passed(bot_argv(action, True))
+    minimal = passed(bot_argv(action, False))
+    full = set().union(*(passed(bot_argv(action, True, target)) for target in TARGETS))
     assert full == set(params) - TEMPLATE_ONLY[name], "the bot passes exactly the declared parameters"
     assert minimal == required | ALWAYS.get(name, set()), "the bot always passes every required parameter"
     for optional in set(params) - required - TEMPLATE_ONLY[name]:
@@ -246,19 +268,27 @@ ACCOUNTS = {
     "env-extend-template": "envbot-extend",
     "env-reaper-template": "envbot-reaper",
     "env-notifier-template": "envbot-notify",
+    "env-deploy-template": "envbot-deployer",
 }
+# Create deploys the service after the namespace (docs/adr/0008): recipe timeouts are at most 1200 s.
+DEADLINES = {"env-create-template": 1500, "env-deploy-template": 1500}
 
 
 @pytest.mark.parametrize(("name", "spec"), every_workflow_spec(), ids=lambda v: v if isinstance(v, str) else "")
 def test_templates_are_bounded_and_pinned(name: str, spec: dict[str, Any]) -> None:
     assert spec["serviceAccountName"] == ACCOUNTS[name]
-    assert 0 < spec["activeDeadlineSeconds"] <= 900
+    assert 0 < spec["activeDeadlineSeconds"] <= DEADLINES.get(name, 900)
     assert spec["ttlStrategy"] and spec["podGC"]["strategy"]
-    profiles = {"envbot-services": "envbot-services"} if name == "env-create-template" else {}
+    profiles = {"envbot-services": "envbot-services"} if name in DEADLINES else {}
+    deploys = {"envbot-deploy": "envbot-deploy"} if name in DEADLINES else {}
     assert {v["name"]: v["configMap"]["name"] for v in spec["volumes"] if "configMap" in v} == {
         "envbot-lib": "envbot-lib"
-    } | profiles
+    } | profiles | deploys
     for t in spec["templates"]:
+        if "steps" in t:  # runs script templates, checked where they are defined (here or in create)
+            steps = [step for group in t["steps"] for step in group]
+            assert all("template" in s or s["templateRef"]["name"] == CREATE_TEMPLATE for s in steps), name
+            continue
         image = t["script"]["image"]
         assert re.fullmatch(r"[\w./-]+:\d+\.\d+\.\d+", image), f"{name}: image {image} is not pinned by tag"
         context = t["script"]["securityContext"]
@@ -366,7 +396,8 @@ def test_only_the_notifier_steps_mount_the_slack_token() -> None:
         for t in spec.get("templates", []):
             secrets = [v for v in t.get("volumes", []) if "secret" in v]
             if not secrets:
-                assert "ENVBOT_SLACK_TOKEN_FILE" not in {e["name"] for e in t["script"]["env"]}
+                env = (t.get("script") or {}).get("env", [])  # a steps template runs others, checked on their own
+                assert "ENVBOT_SLACK_TOKEN_FILE" not in {e["name"] for e in env}
                 continue
             mounting.append((doc["metadata"]["name"], t["name"]))
             account = t.get("serviceAccountName") or spec["serviceAccountName"]
@@ -468,7 +499,7 @@ def test_each_template_has_its_own_narrow_service_account() -> None:
 def test_cluster_scoped_names_carry_the_instance() -> None:
     instance = SETTINGS["instance"]
     cluster = [d for p in ARGO_FILES for d in documents(p) if d["kind"] in CLUSTER_SCOPED]
-    assert len(cluster) == 18
+    assert len(cluster) == 23  # 18, and the deployer's 5 (argo/rbac/deployer.yaml)
     for doc in cluster:
         assert doc["metadata"]["name"].startswith(instance + "-"), doc["metadata"]["name"]
     assert "envbot-environments" not in {d["metadata"]["name"] for d in cluster}  # the old shared binding name

@@ -36,10 +36,12 @@ from slackbot.argo_cli.output import (
     workflow_detail,
 )
 from slackbot.argo_cli.process import Completed, Interrupted, OutputTooLarge, ProcessRunner, Runner
+from slackbot.commands import Target
 from slackbot.errors import OrchestratorError
 from slackbot.idempotency import workflow_name
 from slackbot.orchestrator import (
     CREATE_TEMPLATE,
+    DEPLOY_TEMPLATE,
     DESTROY_TEMPLATE,
     EXTEND_TEMPLATE,
     TEMPLATE_ACTIONS,
@@ -52,7 +54,7 @@ from slackbot.orchestrator import (
     WorkflowRecord,
 )
 from slackbot.redaction import redact
-from slackbot.spec import DestroyRequest, EnvironmentSpec, ExtendRequest, Lineage, Notices
+from slackbot.spec import DeployRequest, DestroyRequest, EnvironmentSpec, ExtendRequest, Lineage, Notices
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +93,13 @@ class ArgoCliOrchestrator:
         labels = _lineage("extend", request.requested_by, request.lineage)
         labels[LABEL_EXPIRES] = _epoch(request.expires_at)
         return self._submit(EXTEND_TEMPLATE, request.env_name, params, labels, request=request.request)
+
+    def deploy(self, request: DeployRequest) -> Submission:
+        params = {"env_name": request.env_name, "service": request.service}
+        params |= _present(requested_by=request.requested_by, slack_channel=request.lineage.channel)
+        params |= _present(slack_thread=request.lineage.thread) | _target(request.target)
+        labels = _lineage("deploy", request.requested_by, request.lineage)
+        return self._submit(DEPLOY_TEMPLATE, request.env_name, params, labels)
 
     def destroy(self, request: DestroyRequest) -> Submission:
         params = {"env_name": request.env_name}
@@ -302,7 +311,11 @@ def _create_params(spec: EnvironmentSpec) -> dict[str, str]:
     params = {"env_name": spec.env_name, "service": spec.service, "expires_at": spec.expires_at_text}
     params |= _present(requested_by=spec.requested_by, slack_channel=spec.slack_channel)
     params |= _present(slack_thread=spec.slack_thread)
-    return params | _notices(spec.notices)
+    return params | _notices(spec.notices) | _target(spec.target)
+
+
+def _target(target: Target) -> dict[str, str]:
+    return _present(version=target.version, ref=target.ref, pr=target.pr)
 
 
 def _epoch(moment: datetime) -> str:

@@ -21,6 +21,7 @@ from slackbot.argo_cli.labels import (
     LABEL_REQUESTED_BY,
     LABEL_SERVICE,
 )
+from slackbot.commands import Target
 from slackbot.orchestrator import FailedStep, PlaneLimits, TemplateInfo, WorkflowDetail, WorkflowRecord
 
 MAX_ITEM = 8 * 1024 * 1024
@@ -96,7 +97,7 @@ def workflow_record(item: dict[str, Any]) -> WorkflowRecord | None:
     params = _parameters(item)
     action = labels.get(LABEL_ACTION)
     env = labels.get(LABEL_ENV)
-    if action not in ("create", "extend", "destroy") or not isinstance(env, str) or not env:
+    if action not in ("create", "extend", "deploy", "destroy") or not isinstance(env, str) or not env:
         return None
     return WorkflowRecord(
         name=str(metadata.get("name", "")),
@@ -115,7 +116,34 @@ def workflow_record(item: dict[str, Any]) -> WorkflowRecord | None:
         after=labels.get(LABEL_AFTER),
         request=labels.get(LABEL_REQUEST),
         thread=_message_ts(params.get("slack_thread")),
+        requested_version=_requested(params) if action in ("create", "deploy") else None,
+        version=_reported(status, "version", _VERSION),
+        url=_reported(status, "url", _URL),
     )
+
+
+# What the deploy step reports (docs/adr/0008), quoted in replies only when it has the expected shape.
+_VERSION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]{0,199}")
+_URL = re.compile(r"https://[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+
+
+def _requested(params: dict[str, Any]) -> str | None:
+    try:
+        target = Target(
+            version=params.get("version") or None, ref=params.get("ref") or None, pr=params.get("pr") or None
+        )
+    except ValueError:
+        return None
+    return target.text if target != Target() else None
+
+
+def _reported(status: dict[str, Any], name: str, shape: re.Pattern[str]) -> str | None:
+    for node in _dict(status.get("nodes")).values():
+        for parameter in _dict(_dict(node).get("outputs")).get("parameters") or []:
+            value = _dict(parameter).get("value")
+            if _dict(parameter).get("name") == name and isinstance(value, str) and shape.fullmatch(value):
+                return value
+    return None
 
 
 def workflow_detail(item: dict[str, Any]) -> WorkflowDetail:

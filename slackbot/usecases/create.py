@@ -31,15 +31,13 @@ def plan(services: Services, invocation: Invocation, command: CreateCommand) -> 
     keys = [f"user:{invocation.actor.user_id}", f"env:{env_name}"]
 
     def work() -> Reply:
-        return _create(services, invocation, command.service, env_name, ttl, named=command.name is not None)
+        return _create(services, invocation, command, env_name, ttl)
 
     return services.intake(invocation, "create", env_name, replies.checking("create", env_name), work, tuple(keys))
 
 
-def _create(
-    services: Services, invocation: Invocation, service: str, env_name: str, ttl: timedelta, named: bool
-) -> Reply:
-    actor, now = invocation.actor, invocation.received_at
+def _create(services: Services, invocation: Invocation, command: CreateCommand, env_name: str, ttl: timedelta) -> Reply:
+    actor, now, service, named = invocation.actor, invocation.received_at, command.service, command.name is not None
     services.retention.ensure()
     snapshot = services.view.snapshot()
     try:
@@ -64,6 +62,7 @@ def _create(
         notices=services.policy.notices_for(service, now),
         request=invocation.request,
         slack_thread=opened.ref.ts if opened.ref else None,
+        target=command.target,
     )
     try:
         submission = services.orchestrator.create(spec)

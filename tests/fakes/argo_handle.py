@@ -124,7 +124,13 @@ class FakeArgo:
                     raise KeyError(f"no workflow {name}")
                 template = self._template(workflow["spec"].get("workflowTemplateRef", {}).get("name", ""))
                 fake_argo.reconcile(
-                    workflow, phase, self._when(at), template=template, message=message, node_message=node_message
+                    workflow,
+                    phase,
+                    self._when(at),
+                    template=template,
+                    message=message,
+                    node_message=node_message,
+                    outputs=self.config().get("outputs"),
                 )
                 workflow["metadata"]["resourceVersion"] = store.resource_version()
                 store.replace(workflow)

@@ -17,6 +17,8 @@ config.json keys (all optional except templates_dir):
   delay, delays                seconds to sleep before answering, global / per verb ("slow" defaults to 2)
   phase, phases, fail_message  the phase the controller drives a new workflow to (all / per template), and
                                the failed step's message per template
+  outputs                      step template name -> {output parameter: value}, {{workflow.parameters.x}}
+                               substituted: what a succeeded step reports (e.g. the deploy step's url)
   now                          RFC 3339 instant used as the clock (freezegun cannot reach this process)
   version, server_version      client version (default v3.7.18); server_version means argo-server mode for
                                `version` (adds the argo-server block) and for `list --chunk-size` paging
@@ -345,6 +347,7 @@ def reconcile(
     template: dict[str, Any] | None = None,
     message: str | None = None,
     node_message: str | None = None,
+    outputs: dict[str, dict[str, str]] | None = None,
 ) -> Workflow:
     """The workflow controller's view of a one-step workflow moving to `phase` at `at`: the phase and
     completed labels, workflowMetadata labels and the stored template spec on its first pass,
@@ -388,12 +391,70 @@ def reconcile(
         status["message"] = message
     if phase != "Pending":
         status["nodes"] = {meta["name"]: _pod_node(workflow, spec, phase, started, finished, node_message)}
+        steps = _steps(workflow, spec)
+        if steps:
+            status["nodes"] = _step_nodes(workflow, spec, steps, phase, started, finished, node_message, outputs)
         running = [{"status": "True" if phase == "Running" else "False", "type": "PodRunning"}]
         status["conditions"] = running + ([{"status": "True", "type": "Completed"}] if phase in FINAL else [])
     if stored:
         status["storedWorkflowTemplateSpec"] = stored
     workflow["status"] = status
     return workflow
+
+
+def _steps(workflow: Workflow, spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The steps of an entrypoint made of steps (one step per group), else []."""
+    entrypoint = workflow["spec"].get("entrypoint") or spec.get("entrypoint") or ""
+    found = [t for t in spec.get("templates") or [] if t.get("name") == entrypoint and "steps" in t]
+    return [group[0] for group in found[0]["steps"]] if found else []
+
+
+def _step_nodes(
+    workflow: Workflow,
+    spec: dict[str, Any],
+    steps: list[dict[str, Any]],
+    phase: str,
+    started: str | None,
+    finished: str | None,
+    message: str | None,
+    outputs: dict[str, dict[str, str]] | None,
+) -> dict[str, Any]:
+    """A steps entrypoint: a Steps root node and one Pod node per step. Running: the first step runs;
+    Failed/Error: the last step failed after the others succeeded; each pod's outputs come from
+    `outputs` (step template name -> output parameters), as the executor reports them."""
+    name = workflow["metadata"]["name"]
+    entrypoint = workflow["spec"].get("entrypoint") or spec.get("entrypoint") or ""
+    root = {"id": name, "name": name, "displayName": name, "type": "Steps", "templateName": entrypoint}
+    root |= {"phase": phase, "startedAt": started, "finishedAt": finished, "children": []}
+    nodes: dict[str, Any] = {name: root}
+    for index, step in enumerate(steps):
+        template = step.get("template") or (step.get("templateRef") or {}).get("template", "")
+        if phase == "Running":
+            state = "Running" if index == 0 else None
+        elif phase in ("Failed", "Error"):
+            state = phase if index == len(steps) - 1 else "Succeeded"
+        else:
+            state = phase
+        if state is None:
+            break
+        node_id = f"{name}-{1000000 + index}"
+        node = {"id": node_id, "name": f"{name}[{index}].{step['name']}", "displayName": step["name"], "type": "Pod"}
+        node |= {"templateName": template, "phase": state, "startedAt": started}
+        node["finishedAt"] = finished if state != "Running" else None
+        if state in ("Failed", "Error") and message:
+            node["message"] = message
+            root["message"] = f"child '{node_id}' failed"
+        if state in ("Succeeded", "Failed"):
+            node["outputs"] = {"exitCode": "0" if state == "Succeeded" else "1"}
+        if state == "Succeeded" and (outputs or {}).get(template):
+            values = {
+                p["name"]: str(p.get("value", "")) for p in workflow["spec"].get("arguments", {}).get("parameters", [])
+            }
+            given = (outputs or {})[template]
+            node["outputs"]["parameters"] = [{"name": k, "value": _substitute(v, values)} for k, v in given.items()]
+        root["children"].append(node_id)
+        nodes[node_id] = node
+    return nodes
 
 
 def _pod_node(
@@ -921,7 +982,7 @@ def _create(store: Store, workflow: Workflow, template: dict[str, Any], run: Run
     if phase:
         failed = phase in ("Failed", "Error")
         message = (run.config.get("fail_message") or {}).get(template_name) if failed else None
-        reconcile(live, phase, now, template=template, node_message=message)
+        reconcile(live, phase, now, template=template, node_message=message, outputs=run.config.get("outputs"))
         live["metadata"]["resourceVersion"] = store.resource_version()
     store.insert([live])
     return created

@@ -7,6 +7,9 @@ optimistic concurrency on resourceVersion, DeleteOptions preconditions, Terminat
 the NamespaceLifecycle admission check. Faults (`fail`, `drop`) and races (`after`) are injected
 per request, and every request is recorded with the user whose token it carried.
 
+Deployments, Pods, Services, Ingresses and RBAC objects are stored; the Deployment controller and
+the kubelet are played by tests/fakes/rollout.py when a test installs it.
+
 Not modelled: RBAC and admission policies (every known token may do everything), managedFields
 and server-side-apply field ownership (apply merges like a merge patch and never conflicts),
 schema validation below the top level and `metadata` (unknown fields there are caught, deeper
@@ -84,6 +87,14 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("", "v1", "serviceaccounts", "ServiceAccount", True, ("sa",)),
     Resource("", "v1", "events", "Event", True, ("ev",)),
     Resource("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", True, ("netpol",)),
+    # What a deploy recipe applies and reads back (tests/fakes/rollout.py plays their controllers).
+    Resource("apps", "v1", "deployments", "Deployment", True, ("deploy",)),
+    Resource("", "v1", "pods", "Pod", True, ("po",)),
+    Resource("", "v1", "services", "Service", True, ("svc",)),
+    Resource("networking.k8s.io", "v1", "ingresses", "Ingress", True, ("ing",)),
+    Resource("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
+    Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
+    Resource("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
     Resource("argoproj.io", "v1alpha1", "workflows", "Workflow", True, ("wf",), custom=True),
     Resource("argoproj.io", "v1alpha1", "workflowtemplates", "WorkflowTemplate", True, ("wftmpl",), custom=True),
     Resource("argoproj.io", "v1alpha1", "cronworkflows", "CronWorkflow", True, ("cwf", "cronwf"), custom=True),
@@ -334,6 +345,9 @@ _TOP_LEVEL_FIELDS = {
     "ConfigMap": ("data", "binaryData", "immutable"),
     "Secret": ("data", "stringData", "type", "immutable"),
     "ServiceAccount": ("secrets", "imagePullSecrets", "automountServiceAccountToken"),
+    "Role": ("rules",),
+    "ClusterRole": ("rules", "aggregationRule"),
+    "RoleBinding": ("subjects", "roleRef"),
     "Event": tuple(
         "involvedObject reason message source firstTimestamp lastTimestamp count type eventTime series "  # noqa: SIM905
         "action related reportingComponent reportingInstance".split()
@@ -1033,6 +1047,10 @@ class FakeKubeApi:
         self._timers: list[threading.Timer] = []
         self._stopped = False
         self._errors: list[Exception] = []  # from after() callbacks and stand-in bugs, raised by stop()
+        # Controllers (tests/fakes/rollout.py): called with (resource, namespace, new, old) after every
+        # write, lock held; they must only schedule work. pod_log serves GET pods/<name>/log.
+        self.controllers: list[Callable[[Resource, str | None, dict[str, Any], dict[str, Any] | None], None]] = []
+        self.pod_log: Callable[[str, str, dict[str, str]], str] | None = None
         api = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -1256,6 +1274,8 @@ class FakeKubeApi:
         self._events.append(
             _Event(rv, "MODIFIED" if old else "ADDED", resource, namespace, copy.deepcopy(old), copy.deepcopy(obj))
         )
+        for controller in self.controllers:
+            controller(resource, namespace, obj, old)
         self._cond.notify_all()
 
     def _remove(self, resource: Resource, namespace: str | None, name: str) -> dict[str, Any]:
@@ -1398,10 +1418,19 @@ class FakeKubeApi:
             if gv is not None:
                 return _Reply(200, _api_resource_list(*gv))
         target = self._route(path)
+        if target is not None and (method, target.resource.kind, target.subresource) == ("GET", "Pod", "log"):
+            return self._log(target, query)
         if target is None or target.subresource is not None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
         with self._cond:
             return self._serve_resource(method, target, query, content_type, body, accept)
+
+    def _log(self, target: _Target, query: dict[str, str]) -> _Reply:
+        assert target.namespace is not None and target.name is not None
+        with self._cond:
+            self._get(target.resource, target.namespace, target.name)  # NotFound like the real server
+        text = self.pod_log(target.namespace, target.name, query) if self.pod_log else ""
+        return _Reply(200, text, content_type="text/plain")
 
     @staticmethod
     def _group_version(path: str) -> tuple[str, str] | None:
@@ -1597,7 +1626,7 @@ class FakeKubeApi:
             raise already_exists(resource, name)
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_rfc3339()
-        if resource.custom:
+        if resource.custom or resource.kind == "Deployment":
             meta["generation"] = 1
         if query.get("dryRun") != "All":
             self._write(resource, namespace, obj, None)
@@ -1651,7 +1680,7 @@ class FakeKubeApi:
         _validate_metadata(resource, new)
         if new == old:
             return _Reply(200, copy.deepcopy(old), headers)  # a no-op writes nothing: same resourceVersion
-        if resource.custom and new.get("spec") != old.get("spec"):
+        if (resource.custom or resource.kind == "Deployment") and new.get("spec") != old.get("spec"):
             meta["generation"] = int(old["metadata"].get("generation", 1)) + 1
         if query.get("dryRun") == "All":
             return _Reply(200, new, headers)
@@ -1877,7 +1906,13 @@ def _parse_body(raw: bytes) -> Any:
 
 
 def _send(handler: BaseHTTPRequestHandler, reply: _Reply) -> None:
-    data = b"" if reply.body is None else json.dumps(reply.body).encode()
+    data = (
+        b""
+        if reply.body is None
+        else reply.body.encode()
+        if isinstance(reply.body, str)
+        else json.dumps(reply.body).encode()
+    )
     handler.send_response(reply.status)
     handler.send_header("Content-Type", reply.content_type)
     handler.send_header("Content-Length", str(len(data)))
