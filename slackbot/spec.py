@@ -105,6 +105,7 @@ class DeployRequest(_Frozen):
     requested_by: UserId
     lineage: Lineage
     target: Target = Target()
+    request: RequestKey | None = None  # the Slack request's key: names the workflow (docs/adr/0011)
 
 
 class DestroyRequest(_Frozen):

@@ -27,7 +27,7 @@ from slackbot import metrics
 from slackbot.errors import EnvbotError
 from slackbot.history import Environment, fold
 from slackbot.orchestrator import EnvironmentOrchestrator, Scope, Submission, WorkflowRecord
-from slackbot.spec import DestroyRequest, EnvironmentSpec, ExtendRequest
+from slackbot.spec import DeployRequest, DestroyRequest, EnvironmentSpec, ExtendRequest
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +154,9 @@ class EnvironmentView:
     def extended(self, request: ExtendRequest, submission: Submission, at: datetime) -> None:
         self._add(submission, _acting("extend", request.env_name, request.requested_by, request, submission, at))
 
+    def deployed(self, request: DeployRequest, submission: Submission, at: datetime) -> None:
+        self._add(submission, _acting("deploy", request.env_name, request.requested_by, request, submission, at))
+
     def destroyed(self, request: DestroyRequest, submission: Submission, at: datetime) -> None:
         self._add(submission, _acting("destroy", request.env_name, request.requested_by, request, submission, at))
 
@@ -194,7 +197,7 @@ def _acting(
     action: str,
     env_name: str,
     requested_by: str | None,
-    request: ExtendRequest | DestroyRequest,
+    request: ExtendRequest | DeployRequest | DestroyRequest,
     submission: Submission,
     at: datetime,
 ) -> WorkflowRecord:

@@ -68,8 +68,12 @@ def step_of(name: str, step: str | None = None) -> dict[str, Any]:
     """One of a template's steps: its entrypoint unless named (e.g. "notify", the exit handler)."""
     spec = template(name)["spec"]
     (entry,) = [t for t in spec["templates"] if t["name"] == (step or spec["entrypoint"])]
-    if step is None and "steps" in entry:  # an entrypoint of steps: its first step is the default
-        return step_of(name, entry["steps"][0][0]["template"])
+    if "steps" in entry:  # steps: its first step (a local template, or one referenced by templateRef)
+        first = entry["steps"][0][0]
+        if "templateRef" in first:
+            return step_of(first["templateRef"]["name"], first["templateRef"]["template"])
+        if step is None:
+            return step_of(name, first["template"])
     return entry
 
 

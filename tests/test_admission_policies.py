@@ -559,7 +559,9 @@ def test_guard_rails_are_written_by_executors_only_inside_this_installs_environm
 
 def test_what_the_create_template_writes_is_allowed_for_its_account() -> None:
     # The exact namespace labels the create script sets (kept in step with the script by this test).
-    script = template("env-create-template")["spec"]["templates"][0]["script"]["source"]
+    (script,) = [
+        t["script"]["source"] for t in template("env-create-template")["spec"]["templates"] if t["name"] == "create"
+    ]
     for key in ours("x"):
         assert f'"{key}"' in script
     assert verdict(Request("CREATE", executor("create"), "Namespace", ENV), NAMESPACE_POLICY)[0]
@@ -991,7 +993,14 @@ def test_the_second_install_overlay_scopes_names_accounts_and_policies_to_its_in
     assert namespace["metadata"]["name"] == BLUE_NAMESPACE
     docs.remove(namespace)
     cluster = [d for d in docs if d["kind"].startswith(("Cluster", "ValidatingAdmission"))]
-    assert len(cluster) == 18 and all(d["metadata"]["name"].startswith("blue-") for d in cluster)
+    assert len(cluster) == 23 and all(d["metadata"]["name"].startswith("blue-") for d in cluster)
+    # The deployer's RoleBinding in each environment names this install's ClusterRole, and create may bind only it.
+    (binder,) = [
+        d
+        for d in cluster
+        if (d["kind"], d["metadata"]["name"]) == ("ClusterRole", "blue-envbot-executor-create-deployer")
+    ]
+    assert binder["rules"][1]["resourceNames"] == ["blue-envbot-deployer"]
     assert all("namespace" not in d["metadata"] for d in cluster)
     assert {d["metadata"].get("namespace") for d in docs if d not in cluster} == {BLUE_NAMESPACE}
     for binding in (d for d in docs if d["kind"] == "ClusterRoleBinding"):

@@ -16,7 +16,18 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT
-from tests.execution_plane import CREATE, SERVICES, SETTINGS, Run, allowed, documents, needed, render, run_script, service_account
+from tests.execution_plane import (
+    CREATE,
+    SERVICES,
+    SETTINGS,
+    Run,
+    allowed,
+    documents,
+    needed,
+    render,
+    run_script,
+    service_account,
+)
 from tests.fakes.kube_api import FakeKubeApi, kubectl_env
 from tests.fakes.rollout import RolloutController
 
@@ -92,13 +103,12 @@ class Cluster:
     extra_env: dict[str, str] = field(default_factory=dict)
 
     def step(self, name: str, step: str | None, params: dict[str, str]) -> Run:
-        user = service_account(CREATE, step) if name == DEPLOY else service_account(name, step)
+        user = service_account(name, step)
         home = self.folder / "home" / user.rsplit(":", 1)[1]
         base = kubectl_env(self.api, home, user=user) | {"ENVBOT_POLL_SECONDS": "0.05"}
         base |= {"ENVBOT_OUTPUTS": str(self.folder / "outputs")} | self.extra_env
         base["PATH"] = self.path + base["PATH"]
-        template = CREATE if name == DEPLOY else name
-        rendered = render(template, params, SETTINGS, step=step, services=SERVICES | self.services)
+        rendered = render(name, params, SETTINGS, step=step, services=SERVICES | self.services)
         return run_script(rendered, self.folder / "pod", base)
 
     def create(self, **params: str) -> tuple[Run, Run | None]:
@@ -110,7 +120,8 @@ class Cluster:
         return first, self.step(CREATE, "deploy", given)
 
     def deploy(self, **params: str) -> Run:
-        return self.step(DEPLOY, "deploy", {"env_name": ENV, "service": "echo"} | params)
+        # env-deploy-template's entrypoint runs create's `deploy` template (templateRef), with its own parameters.
+        return self.step(DEPLOY, None, {"env_name": ENV, "service": "echo"} | params)
 
     def output(self, name: str) -> str:
         return (self.folder / "outputs" / name).read_text()

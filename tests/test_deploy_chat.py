@@ -77,7 +77,7 @@ def test_only_those_who_may_act_can_deploy_and_bad_versions_run_nothing(http_bot
     assert "at most one of `version=`, `ref=` and `pr=`" in ack.json()["text"]
     assert len(fake_argo.submits()) == 1
     missing = ask(http_bot, "deploy no-such-env version=2.0")
-    assert "no record of `no-such-env`" in missing["text"]
+    assert "There is no environment called `no-such-env`" in missing["text"]
 
 
 def test_a_create_whose_deploy_failed_shows_as_failed_and_a_deploy_mends_it(http_bot: HttpBot, fake_argo) -> None:

@@ -1147,3 +1147,68 @@ def test_no_failure_notice_carries_the_scripts_path(plane: Plane, name: str, par
     (message,) = plane.posted()
     assert f"failed at step `{name[4:-9]}`: Error (exit code 1): envbot: {said}" in message["text"]
     assert str(folder) not in message["text"] and "script.sh" not in message["text"]
+
+
+# --- the deployed service (docs/adr/0008) -----------------------------------------------------------
+
+
+def deployed_nodes(version: str, url: str) -> dict[str, Any]:
+    """The deploy step's node as the controller records it, with the outputs the step wrote."""
+    outputs = {"parameters": [{"name": "version", "value": version}, {"name": "url", "value": url}]}
+    node = {"id": "wf-1", "displayName": "deploy", "templateName": "deploy", "type": "Pod", "phase": "Succeeded"}
+    return {"wf-1": node | {"outputs": outputs}}
+
+
+def deploy_params(version: str) -> dict[str, str]:
+    return {"env_name": ENV, "service": "checkout", "requested_by": OWNER, "slack_channel": CHANNEL, "version": version}
+
+
+def test_a_create_that_deployed_its_service_says_which_version_runs_and_where(plane: Plane) -> None:
+    params = create_params(plane, version="1.4.2")
+    workflow = plane.workflow(CREATE, params, nodes=deployed_nodes("1.4.2", f"https://{ENV}.preview.example.com"))
+    plane.exit_handler(CREATE, workflow, "Succeeded")
+    (message,) = plane.posted()
+    assert message["text"].startswith(
+        f":white_check_mark: `{ENV}` is ready. It runs `1.4.2`. Open <https://{ENV}.preview.example.com>. It expires "
+    )
+
+
+def test_outputs_that_are_not_a_version_or_an_https_url_are_not_quoted(plane: Plane) -> None:
+    nodes = deployed_nodes("1.0`<!channel>", "javascript:alert(1)")
+    workflow = plane.workflow(CREATE, create_params(plane), nodes=nodes)
+    plane.exit_handler(CREATE, workflow, "Succeeded")
+    (message,) = plane.posted()
+    assert "runs" not in message["text"] and "Open" not in message["text"] and "<!channel>" not in message["text"]
+
+
+def test_a_deploy_that_failed_names_the_reason_and_what_to_do(plane: Plane) -> None:
+    params = {
+        "env_name": ENV,
+        "service": "checkout",
+        "requested_by": OWNER,
+        "slack_channel": CHANNEL,
+        "version": "1.4.9",
+    }
+    workflow = plane.workflow("env-deploy-template", params)
+    reason = "envbot: checkout is not ready: deployment checkout: image `ghcr.io/acme/checkout:1.4.9` not found"
+    plane.exit_handler("env-deploy-template", workflow, "Failed", failure(reason, step="deploy"))
+    (message,) = plane.posted()
+    assert message["text"].startswith(f"<@{OWNER}> :x: Deploying `{ENV}` failed at step `deploy`: {reason}")
+    assert f"Deploy another version with `/env deploy {ENV} version=...`, or `/env destroy {ENV}`." in message["text"]
+
+
+def test_a_deploy_that_succeeded_says_what_runs_now(plane: Plane) -> None:
+    params = {
+        "env_name": ENV,
+        "service": "checkout",
+        "requested_by": OWNER,
+        "slack_channel": CHANNEL,
+        "version": "1.5.0",
+    }
+    nodes = deployed_nodes("1.5.0", f"https://{ENV}.preview.example.com")
+    workflow = plane.workflow("env-deploy-template", params, nodes=nodes)
+    plane.exit_handler("env-deploy-template", workflow, "Succeeded")
+    (message,) = plane.posted()
+    assert (
+        message["text"] == f":rocket: `{ENV}` was deployed. It runs `1.5.0`. Open <https://{ENV}.preview.example.com>."
+    )

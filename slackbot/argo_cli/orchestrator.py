@@ -99,7 +99,7 @@ class ArgoCliOrchestrator:
         params |= _present(requested_by=request.requested_by, slack_channel=request.lineage.channel)
         params |= _present(slack_thread=request.lineage.thread) | _target(request.target)
         labels = _lineage("deploy", request.requested_by, request.lineage)
-        return self._submit(DEPLOY_TEMPLATE, request.env_name, params, labels)
+        return self._submit(DEPLOY_TEMPLATE, request.env_name, params, labels, request=request.request)
 
     def destroy(self, request: DestroyRequest) -> Submission:
         params = {"env_name": request.env_name}
