@@ -25,7 +25,7 @@ from slackbot.commands import EnvName, ServiceName
 from slackbot.durations import format_duration, parse_duration
 from slackbot.errors import ConfigError, PolicyDenied, UsageError
 from slackbot.names import ChannelId, GroupId, UserId, reserved_reason
-from slackbot.spec import Notices
+from slackbot.spec import Access, KubeUser, Notices, RoleName
 
 
 def _duration(value: object) -> object:
@@ -71,9 +71,18 @@ class TtlPolicy(_Model):
 
 class ServicePolicy(_Model):
     description: str | None = Field(default=None, max_length=200)
+    access_role: RoleName | None = None  # the requester's role in this service's environments
     default_ttl: Duration | None = None
     max_ttl: Duration | None = None
     channels: tuple[ChannelId, ...] | None = None
+
+
+class AccessPolicy(_Model):
+    """Access for the requester (off unless configured): whom each Slack user is in Kubernetes, and the
+    ClusterRole they get inside their environments (the execution plane allows only the service's access.roles)."""
+
+    role: RoleName = "view"
+    users: dict[UserId, KubeUser] = {}
 
 
 class QuotaPolicy(_Model):
@@ -97,6 +106,7 @@ class Policy(_Model):
     channels: tuple[ChannelId, ...] | None = None
     reserved_names: tuple[EnvName, ...] = ()
     notices: NoticePolicy = NoticePolicy()
+    access: AccessPolicy | None = None
 
     @model_validator(mode="after")
     def _service_ttls_within_bounds(self) -> Self:
@@ -182,6 +192,13 @@ class Policy(_Model):
             extend_choices=self._allowed_choices(service),
             latest_expiry=self.latest_expiry(created_at),
         )
+
+    def access_for(self, service: str, user_id: str) -> Access | None:
+        """The requester's access to an environment of `service`; None when access is off or they are unmapped."""
+        if self.access is None or user_id not in self.access.users:
+            return None
+        role = self.rules_for(service).access_role or self.access.role
+        return Access(user=self.access.users[user_id], role=role)
 
     def check_env_name(self, name: str, argo_namespace: str) -> None:
         reason = reserved_reason(name, (*self.reserved_names, argo_namespace))

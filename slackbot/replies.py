@@ -247,7 +247,8 @@ def created(
         submission,
         f":rocket: {who} environment `{spec.env_name}` (service `{spec.service}` at {_target(spec.target)}, "
         f"ttl {format_duration(ttl)}).\n"
-        f"Expires {slack_date(spec.expires_at)}.\n"
+        + (f"You get `{spec.access.role}` access to it as `{spec.access.user}`.\n" if spec.access else "")
+        + f"Expires {slack_date(spec.expires_at)}.\n"
         f"Workflow: {links.workflow(submission.workflow_name)}",
         buttons,
     )

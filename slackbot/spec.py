@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
 from slackbot.clock import rfc3339
 from slackbot.commands import EnvName, ServiceName, Target
@@ -53,6 +53,19 @@ class Notices(_Frozen):
         return rfc3339(self.latest_expiry) if self.latest_expiry else ""
 
 
+# A Kubernetes user name (e.g. an OIDC username) and a ClusterRole: what the requester is given inside
+# the environment. The execution plane checks both again (the role against the service's access.roles).
+KubeUser = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9@._:+-]{0,252}$")]
+RoleName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9:.]{0,61}[a-z0-9])?$")]
+
+
+class Access(_Frozen):
+    """Access for the requester: a RoleBinding in the environment for `user` to ClusterRole `role`."""
+
+    user: KubeUser
+    role: RoleName
+
+
 class EnvironmentSpec(_Frozen):
     """An environment to create: one namespace, with an owner and an expiry."""
 
@@ -67,6 +80,7 @@ class EnvironmentSpec(_Frozen):
     request: RequestKey | None = None  # the Slack request's key: names the workflow (docs/adr/0011)
     slack_thread: MessageTs | None = None  # the environment's channel message; notices thread under it (ADR 0009)
     target: Target = Target()  # what its deploy step deploys (docs/adr/0008)
+    access: Access | None = None  # the requester's own access, when the policy maps them (docs/deploy.md)
 
     @property
     def expires_at_text(self) -> str:

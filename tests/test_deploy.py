@@ -389,3 +389,39 @@ def test_a_helm_recipe_renders_the_pinned_chart_with_the_tag_in_its_values(clust
     assert values["envbot"] == {"host": f"{ENV}.preview.example.com"}
     assert image_of(cluster.deployment()) == f"{IMAGE}:2.1.0"
     assert cluster.output("version") == "2.1.0"
+
+
+# --- access for the requester (off unless the bot's policy maps them) -------------------------------
+
+
+def test_the_requester_gets_the_role_the_service_allows_in_their_environment(cluster: Cluster) -> None:
+    cluster.services |= {"echo.access.roles": "view,edit"}
+    first, _ = cluster.create(access_user="alice@example.com", access_role="edit")
+    assert first.returncode == 0, first.output
+    access = [b for b in cluster.api.objects("RoleBinding", ENV) if b["metadata"]["name"] == "envbot-access"]
+    assert [(b["roleRef"]["name"], b["subjects"]) for b in access] == [
+        ("edit", [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice@example.com"}])
+    ]
+
+
+def test_no_access_binding_unless_asked(cluster: Cluster) -> None:
+    cluster.create()
+    assert [b["metadata"]["name"] for b in cluster.api.objects("RoleBinding", ENV)] == ["envbot-deployer"]
+
+
+@pytest.mark.parametrize(
+    ("user", "role", "said"),
+    [
+        ("alice@example.com", "cluster-admin", "access_role must be one of: view"),
+        ("alice@example.com", "edit", "access_role must be one of: view"),  # default.access.roles is view
+        ("alice\nsystem:masters", "view", "access_user must be a Kubernetes user name"),
+        ("", "view", "access_user must be a Kubernetes user name"),
+    ],
+)
+def test_a_role_the_service_does_not_allow_or_a_malformed_user_is_refused_before_anything_is_created(
+    cluster: Cluster, user: str, role: str, said: str
+) -> None:
+    first, deployed = cluster.create(access_user=user, access_role=role)
+    assert first.returncode == 1 and deployed is None
+    assert said in first.stderr
+    assert cluster.api.namespace(ENV) is None

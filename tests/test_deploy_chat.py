@@ -110,3 +110,31 @@ def test_create_with_a_version_over_socket_mode_and_the_url_in_status(socket_bot
     server.send(envelope("d-3", "status sock-co", fake_slack.response_url("d3")))
     status = fake_slack.wait_for("/response/d3")[0].body["text"]
     assert "Runs `1.5.0` at <https://sock-co.preview.example.com>" in status
+
+
+ACCESS_POLICY = """
+access:
+  role: view
+  users:
+    U111AAA: alice@example.com
+services:
+  checkout:
+    description: Checkout API
+    access_role: edit
+  search:
+    description: Search
+"""
+
+
+def test_access_for_the_requester_follows_the_policy(http_bot_factory, fake_argo, tmp_path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(ACCESS_POLICY)
+    bot = http_bot_factory(envbot_policy=policy)
+    created = ask(bot, "create checkout name=co-demo")
+    assert "You get `edit` access to it as `alice@example.com`" in created["text"]
+    ask(bot, "create search name=se-demo")
+    ask(bot, "create search name=se-other", user="U222BBB")  # not mapped: no access
+    first, second, third = (argv_params(s) for s in fake_argo.submits())
+    assert (first["access_user"], first["access_role"]) == ("alice@example.com", "edit")
+    assert (second["access_user"], second["access_role"]) == ("alice@example.com", "view")
+    assert "access_user" not in third and "access_role" not in third

@@ -19,7 +19,7 @@ from slackbot.argo_cli import LABEL_ACTION, LABEL_MANAGED_BY, MANAGED_BY, ArgoCl
 from slackbot.commands import Target
 from slackbot.orchestrator import CREATE_TEMPLATE, DEPLOY_TEMPLATE, DESTROY_TEMPLATE, EXTEND_TEMPLATE
 from slackbot.policy import load_policy
-from slackbot.spec import DeployRequest, DestroyRequest, EnvironmentSpec, ExtendRequest, Lineage, Notices
+from slackbot.spec import Access, DeployRequest, DestroyRequest, EnvironmentSpec, ExtendRequest, Lineage, Notices
 from tests.conftest import ROOT
 from tests.execution_plane import ARGO_NAMESPACE, SERVICES, SETTINGS, TEMPLATES, script_of, step_of, workflow_spec
 
@@ -183,6 +183,7 @@ def bot_argv(action: str, full: bool, target: Target = TARGETS[0]) -> list[str]:
     targets = {"target": target} if full else {}
     if action == "create":
         where = {"slack_channel": "C1AAA", "slack_thread": "1764320001.000100"} if full else {}
+        where |= {"access": Access(user="alice@example.com", role="view")} if full else {}
         spec = EnvironmentSpec(env_name="e", service="s", expires_at=expires, **who, **where, **notices, **targets)
         argo.create(spec)
     elif action == "deploy":

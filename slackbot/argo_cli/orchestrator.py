@@ -311,6 +311,8 @@ def _create_params(spec: EnvironmentSpec) -> dict[str, str]:
     params = {"env_name": spec.env_name, "service": spec.service, "expires_at": spec.expires_at_text}
     params |= _present(requested_by=spec.requested_by, slack_channel=spec.slack_channel)
     params |= _present(slack_thread=spec.slack_thread)
+    if spec.access is not None:
+        params |= {"access_user": spec.access.user, "access_role": spec.access.role}
     return params | _notices(spec.notices) | _target(spec.target)
 
 

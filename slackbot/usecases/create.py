@@ -63,6 +63,7 @@ def _create(services: Services, invocation: Invocation, command: CreateCommand, 
         request=invocation.request,
         slack_thread=opened.ref.ts if opened.ref else None,
         target=command.target,
+        access=services.policy.access_for(service, actor.user_id),
     )
     try:
         submission = services.orchestrator.create(spec)
