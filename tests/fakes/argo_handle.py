@@ -139,14 +139,16 @@ class FakeArgo:
         return workflow
 
     def set_outputs(self, name: str, parameters: Mapping[str, str], *, namespace: str | None = None) -> Workflow:
-        """Record the output parameters of a one-step workflow's pod node, as the executor reports them."""
+        """Record the output parameters of a workflow's first step (its first Pod node; the only node of a
+        one-step workflow), as the executor reports them."""
         store = Store(self.state)
         try:
             with store.write():
                 workflow = store.get(namespace or self._namespace(), name)
                 if workflow is None:
                     raise KeyError(f"no workflow {name}")
-                (node,) = workflow["status"]["nodes"].values()
+                nodes = list(workflow["status"]["nodes"].values())
+                node = next((n for n in nodes if n.get("type") == "Pod"), nodes[0])
                 node.setdefault("outputs", {})["parameters"] = [{"name": k, "value": v} for k, v in parameters.items()]
                 workflow["metadata"]["resourceVersion"] = store.resource_version()
                 store.replace(workflow)
