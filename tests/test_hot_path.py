@@ -1,6 +1,7 @@
 """What a command costs the bot beyond argo itself: kept-alive follow-ups, quiet logs (bench/ measures CPU)."""
 
 import logging
+from typing import Any
 
 import pytest
 
@@ -28,3 +29,13 @@ def test_argv_is_logged_only_at_debug(http_bot: HttpBot, fake_argo: FakeArgo, ca
         _, path = http_bot.command("create checkout name=loud")
         http_bot.reply(path)
     assert [r for r in caplog.records if r.levelno == logging.DEBUG and "workflowtemplate/" in r.getMessage()]
+
+
+def test_web_api_calls_reuse_one_kept_alive_connection(http_bot_factory: Any, fake_slack: FakeSlack) -> None:
+    http_bot: HttpBot = http_bot_factory(slack_threads=True)  # each create posts and updates its channel message
+    http_bot.runtime.verify_records()
+    for name in ("first", "second"):
+        _, path = http_bot.command(f"create checkout name={name}")
+        assert f"`{name}`" in http_bot.reply(path)["text"]
+    calls = [r for r in fake_slack.received if r.path.startswith("/api/chat.")]
+    assert len(calls) >= 2 and len({r.peer for r in calls}) == 1, [(r.path, r.peer) for r in calls]

@@ -1,5 +1,12 @@
 """The Slack Web API client envbot uses everywhere, and how its errors read."""
 
+import io
+import urllib.error
+import urllib.request
+from email.message import Message
+from typing import Any
+
+import urllib3
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry import HttpRequest, HttpResponse, RetryState
@@ -28,9 +35,40 @@ class _CappedRateLimitRetry(RateLimitErrorRetryHandler):
         return value.isdigit() and int(value) <= RETRY_AFTER_CAP
 
 
+class _KeptAliveClient(WebClient):
+    """slack-sdk's WebClient, whose requests go over kept-alive connections (urllib3's pool) instead of
+    a new connection per call. Only the transport step is replaced: answers come back as urllib's
+    would (an HTTPError for 4xx/5xx), so slack-sdk's retries, rate limits and errors are its own."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._pool = urllib3.PoolManager(maxsize=4, retries=False, ssl_context=self.ssl)
+
+    def _perform_urllib_http_request_internal(self, url: str, req: urllib.request.Request) -> dict[str, Any]:
+        if self.proxy is not None or not url.lower().startswith(("http://", "https://")):
+            return super()._perform_urllib_http_request_internal(url, req)
+        body = req.data if isinstance(req.data, bytes) else None  # slack-sdk always encodes to bytes
+        try:
+            answer = self._pool.request(
+                "POST", url, body=body, headers=dict(req.header_items()), timeout=self.timeout, redirect=False,
+                retries=False,
+            )  # fmt: skip
+        except urllib3.exceptions.ReadTimeoutError:
+            raise TimeoutError("timed out") from None  # what urllib raises when the answer is late
+        except urllib3.exceptions.HTTPError as error:  # refused, unreachable, broken: urlopen's URLError
+            raise urllib.error.URLError(error) from None
+        headers = Message()
+        for name, value in answer.headers.items():
+            headers[name] = value
+        if answer.status >= 300:  # urllib would raise (or follow a redirect, which Slack's API never needs)
+            raise urllib.error.HTTPError(url, answer.status, answer.reason or "", headers, io.BytesIO(answer.data))
+        text = answer.data.decode(headers.get_content_charset() or "utf-8")
+        return {"status": answer.status, "headers": headers, "body": text}
+
+
 def web_client(settings: Settings, token: str | None = None) -> WebClient:
     """A client for SLACK_API_URL with a short timeout and a capped rate-limit retry."""
-    client = WebClient(
+    client = _KeptAliveClient(
         token=token if token is not None else settings.secret("slack_bot_token"),
         base_url=str(settings.slack_api_url),
         timeout=int(settings.slack_timeout),

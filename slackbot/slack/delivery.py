@@ -38,7 +38,12 @@ class Responder:
         body = json.dumps(message(reply) | {"replace_original": replace_original or reply.replaces_ack}).encode()
         try:
             response = self._pool.request(
-                "POST", str(url), body=body, headers={"Content-Type": "application/json"}, redirect=False
+                "POST",
+                str(url),
+                body=body,
+                headers={"Content-Type": "application/json"},
+                redirect=False,
+                retries=False,  # with `redirect` given, urllib3 would otherwise build its default Retry(3)
             )
         except urllib3.exceptions.HTTPError as error:
             log.error("could not reach response_url: %s", type(error).__name__)
