@@ -43,6 +43,11 @@ def test_private_environments_are_listed_only_to_those_who_may_see_them(
         _, path = bot.command(f"status {name}", user=MALLORY, channel=PUBLIC)
         answer = bot.reply(path)
         assert f"There is no environment called `{name}`" in answer["text"] and ALICE not in answer["text"]
+    for command in ("destroy grp-env", "extend dm-env ttl=1h"):  # a refusal names no private owner either
+        _, path = bot.command(command, user=MALLORY, channel=PUBLIC)
+        answer = bot.reply(path)["text"]
+        assert "There is no environment called" in answer and ALICE not in answer, answer
+    assert not [s for s in fake_argo.submits() if "env-destroy-template" in s or "env-extend-template" in s]
     _, path = bot.command("status grp-env", user=CAROL, channel=PUBLIC)
     assert f"Owner <@{ALICE}>" in bot.reply(path)["text"]
     _, path = bot.command("status pub-env", user=MALLORY, channel=PUBLIC)

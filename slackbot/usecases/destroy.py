@@ -9,6 +9,7 @@ from slackbot.replies import Reply
 from slackbot.spec import DestroyRequest, Lineage
 from slackbot.usecases import thread
 from slackbot.usecases.common import Intake, Invocation, Services, check_same_environment
+from slackbot.usecases.visibility import require_visible
 
 
 def plan(services: Services, invocation: Invocation, command: DestroyCommand) -> Intake:
@@ -25,6 +26,7 @@ def _destroy(services: Services, invocation: Invocation, name: str) -> Reply:
     actor = invocation.actor
     env = services.history.environment(name)
     check_same_environment(invocation, name, env)
+    require_visible(services, invocation, name, env)
     ours = invocation.workflow_name(DESTROY_TEMPLATE)
     earlier = next((d for d in env.destroys if d.name == ours), None) if env else None
     if earlier is not None:

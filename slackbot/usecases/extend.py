@@ -12,6 +12,7 @@ from slackbot.replies import Reply, slack_date
 from slackbot.spec import ExtendRequest
 from slackbot.usecases import thread
 from slackbot.usecases.common import Intake, Invocation, Services, check_same_environment
+from slackbot.usecases.visibility import require_visible
 
 
 def plan(services: Services, invocation: Invocation, command: ExtendCommand) -> Intake:
@@ -31,6 +32,7 @@ def _extend(services: Services, invocation: Invocation, name: str, requested: ti
     actor, now, policy = invocation.actor, invocation.received_at, services.policy
     env = services.history.environment(name)
     check_same_environment(invocation, name, env)
+    require_visible(services, invocation, name, env)
     ours = invocation.workflow_name(EXTEND_TEMPLATE)
     earlier = next((e for e in env.extends if e.name == ours), None) if env else None
     if env is not None and earlier is not None:

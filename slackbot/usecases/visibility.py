@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from slackbot.channels import PRIVATE_UNKNOWN, ChannelInfo, ChannelLookupError
 from slackbot.groups import GroupLookupError
 from slackbot.history import Environment
-from slackbot.usecases.common import Services
+from slackbot.usecases.common import Invocation, Services
 
 
 class Viewer:
@@ -57,3 +57,10 @@ class Viewer:
             return self._user in self._services.groups.members(group)
         except GroupLookupError:
             return False
+
+
+def require_visible(services: Services, invocation: Invocation, name: str, env: Environment | None) -> None:
+    """Acting on an environment one may not see is answered as for a name that doesn't exist, so a refusal
+    never shows a private environment's owner (only those who can see it may act on it anyway)."""
+    if env is not None and not Viewer(services, invocation.actor.user_id).may_see(env):
+        raise services.unknown(invocation.actor, name)
