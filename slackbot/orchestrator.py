@@ -22,7 +22,7 @@ TEMPLATE_ACTIONS = {
 TEMPLATE_PARAMETERS = {
     CREATE_TEMPLATE: (
         "env_name", "service", "expires_at", "requested_by", "slack_channel", "warn_before", "extend_choices",
-        "latest_expiry", "slack_thread", "version", "ref", "pr", "access_user", "access_role",
+        "latest_expiry", "slack_thread", "version", "ref", "pr", "access_user", "access_role", "warn_owner_dm",
     ),
     DEPLOY_TEMPLATE: ("env_name", "service", "requested_by", "slack_channel", "slack_thread", "version", "ref", "pr"),
     EXTEND_TEMPLATE: (

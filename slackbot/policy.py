@@ -95,6 +95,8 @@ class NoticePolicy(_Model):
     warn_before: tuple[Duration, ...] = Field(default=(timedelta(hours=1), timedelta(minutes=10)), max_length=10)
     # The Extend buttons offered on replies and warnings (only those the policy allows are shown).
     extend_choices: tuple[Duration, ...] = Field(default=(timedelta(hours=2), timedelta(days=1)), max_length=4)
+    # Warnings also go to the owner by direct message (they always go into the environment's thread).
+    warn_owner_by_dm: bool = False
 
 
 class Policy(_Model):
@@ -191,6 +193,7 @@ class Policy(_Model):
             warn_before=self.notices.warn_before,
             extend_choices=self._allowed_choices(service),
             latest_expiry=self.latest_expiry(created_at),
+            warn_owner_by_dm=self.notices.warn_owner_by_dm,
         )
 
     def access_for(self, service: str, user_id: str) -> Access | None:

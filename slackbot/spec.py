@@ -39,6 +39,7 @@ class Notices(_Frozen):
     warn_before: tuple[timedelta, ...] = ()
     extend_choices: tuple[timedelta, ...] = ()
     latest_expiry: Instant | None = None  # creation + the policy's lifetime
+    warn_owner_by_dm: bool = False  # warnings also go to the owner by DM (docs/adr/0009)
 
     @property
     def warn_before_text(self) -> str:

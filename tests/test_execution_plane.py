@@ -158,6 +158,7 @@ def test_create_on_a_fresh_name_builds_the_environment_and_its_guard_rails(plane
         "envbot.dev/latest-expiry": "",
         "envbot.dev/incarnation": "env-create-template-test1",  # the workflow, which buttons name
         "envbot.dev/slack-thread": "",  # the environment's channel message (none here), docs/adr/0009
+        "envbot.dev/warn-owner-dm": "false",  # warnings only in the channel (policy notices.warn_owner_by_dm)
     }
     objects = {
         o["metadata"]["name"]: o

@@ -165,6 +165,7 @@ NOTICES = Notices(
     warn_before=(timedelta(hours=1), timedelta(minutes=10)),
     extend_choices=(timedelta(hours=2), timedelta(days=1), timedelta(minutes=90)),
     latest_expiry=datetime(2026, 12, 12, 9, 0, tzinfo=UTC),
+    warn_owner_by_dm=True,
 )
 
 

@@ -288,6 +288,7 @@ def environment(plane: Plane, **params: Any) -> int:
         "envbot.dev/expiry-set-at": rfc3339(plane.now()),
         "envbot.dev/incarnation": f"{CREATE}-test1",
         "envbot.dev/slack-thread": p.get("slack_thread", ""),
+        "envbot.dev/warn-owner-dm": p.get("warn_owner_dm", "false"),
     }
     plane.api.add_namespace(p["env_name"], labels, annotations)
     return expiry_of(plane, p["env_name"])

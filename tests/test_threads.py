@@ -160,3 +160,38 @@ def test_threads_over_socket_mode(fake_argo: FakeArgo, fake_slack: FakeSlack, so
     assert pointer["replace_original"] is True and "Requested `sock-thread`" in pointer["text"]
     (root,) = fake_slack.posted(CHANNEL)
     assert argv_params(creates(fake_argo)[0])["slack_thread"] == root["ts"]
+
+
+def test_warnings_also_go_to_the_owner_by_dm_when_the_policy_says_so(
+    http_bot_factory: Any, fake_argo: FakeArgo, fake_slack: FakeSlack, api: FakeKubeApi, tmp_path: Path
+) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("notices:\n  warn_owner_by_dm: true\n")
+    bot = http_bot_factory(slack_threads=True, envbot_policy=policy)
+    _, path = bot.command("create checkout ttl=1h name=dm-warned", user=OWNER, channel=CHANNEL)
+    bot.reply(path)
+    params = argv_params(creates(fake_argo)[0])
+    assert params["warn_owner_dm"] == "true"
+    plane = Plane(api, fake_slack, tmp_path / "plane")
+    plane.create(**params)
+    plane.advance(expiry_of(plane, "dm-warned") - 600 + 30 - plane.now())
+    assert plane.sweep().returncode == 0
+    in_thread = [m for m in fake_slack.posted(CHANNEL) if m.get("thread_ts") and "`dm-warned` expires" in m["text"]]
+    (dm,) = fake_slack.posted(OWNER)  # chat.postMessage to the user id: the app's DM with them
+    assert len(in_thread) == 1 and in_thread[0]["thread_ts"] == params["slack_thread"]
+    assert dm["text"] == in_thread[0]["text"] and "thread_ts" not in dm
+
+
+def test_without_the_switch_no_dm_is_sent(
+    bot: HttpBot, fake_argo: FakeArgo, fake_slack: FakeSlack, api: FakeKubeApi, tmp_path: Path
+) -> None:
+    _, path = bot.command("create checkout ttl=1h name=no-dm", user=OWNER, channel=CHANNEL)
+    bot.reply(path)
+    params = argv_params(creates(fake_argo)[0])
+    assert "warn_owner_dm" not in params
+    plane = Plane(api, fake_slack, tmp_path / "plane")
+    plane.create(**params)
+    plane.advance(expiry_of(plane, "no-dm") - 600 + 30 - plane.now())
+    assert plane.sweep().returncode == 0
+    assert [m for m in fake_slack.posted(CHANNEL) if "`no-dm` expires" in m["text"]]
+    assert fake_slack.posted(OWNER) == []

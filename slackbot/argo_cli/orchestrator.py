@@ -310,7 +310,7 @@ def _present(**values: str | None) -> dict[str, str]:
 def _create_params(spec: EnvironmentSpec) -> dict[str, str]:
     params = {"env_name": spec.env_name, "service": spec.service, "expires_at": spec.expires_at_text}
     params |= _present(requested_by=spec.requested_by, slack_channel=spec.slack_channel)
-    params |= _present(slack_thread=spec.slack_thread)
+    params |= _present(slack_thread=spec.slack_thread, warn_owner_dm="true" if spec.notices.warn_owner_by_dm else None)
     if spec.access is not None:
         params |= {"access_user": spec.access.user, "access_role": spec.access.role}
     return params | _notices(spec.notices) | _target(spec.target)
