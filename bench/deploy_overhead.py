@@ -93,10 +93,11 @@ def main() -> None:
         for i in range(args.runs):
             times["naive"].append(naive(api, folder, f"naive-{i}"))
             params = {"env_name": f"echo-{i}", "service": "echo", "expires_at": "2999-01-01T00:00:00Z",
-                      "requested_by": "U111AAA", "slack_channel": "C111AAA"}  # fmt: skip
+                      "requested_by": f"U{i:03d}AAAA", "slack_channel": f"C{i:03d}AAAA"}  # fmt: skip
             times["namespace"].append(step(api, folder, "create", params, services, args.poll))
             times["deploy"].append(step(api, folder, "deploy", params, services, args.poll))
-            empty = params | {"env_name": f"none-{i}", "service": "other"}  # default.recipe.kind: none
+            # default.recipe.kind: none (another requester: the settings' per-user limit is 3)
+            empty = params | {"env_name": f"none-{i}", "service": "other", "requested_by": f"U{i:03d}BBBB"}
             step(api, folder, "create", empty, services, args.poll)
             times["empty"].append(step(api, folder, "deploy", empty, services, args.poll))
     api.stop()
