@@ -36,6 +36,9 @@ def test_the_shipped_profiles_pass_admission() -> None:
     (shipped,) = documents(ROOT / "argo/settings/envbot-services.yaml")
     assert write(shipped["data"], operation="CREATE") is None
     assert write(SERVICES | {"checkout.quota.cpu": "8", "checkout.recipe.kind": "helm"}) is None
+    recipe = {"checkout.recipe.repo": "https://github.com/acme/checkout.git", "checkout.recipe.timeout": "1200"}
+    recipe |= {"checkout.recipe.ref": "release/1.4", "checkout.access.roles": "view,edit"}
+    assert write(SERVICES | recipe) is None
 
 
 @pytest.mark.parametrize(
@@ -53,6 +56,17 @@ def test_the_shipped_profiles_pass_admission() -> None:
         ({"checkout": "8"}, "<service>.<setting>"),
         ({"checkout.Quota.cpu": "8"}, "<service>.<setting>"),
         ({"checkout..cpu": "8"}, "<service>.<setting>"),
+        # Deploy recipes and access (docs/adr/0008).
+        ({"checkout.recipe.kind": "shell"}, "must be none, kustomize or helm"),
+        ({"checkout.recipe.timeout": "3600"}, "from 1 to 1200"),
+        ({"checkout.recipe.timeout": "0"}, "from 1 to 1200"),
+        ({"checkout.recipe.repo": "git@github.com:acme/x.git"}, "git URL"),
+        ({"checkout.recipe.repo": "https://x/y;rm -rf /"}, "git URL"),
+        ({"checkout.recipe.tag": "1.0\nnewTag: evil"}, "image tags or versions"),
+        ({"checkout.recipe.ref": "main..evil"}, "git branch, tag or commit"),
+        ({"checkout.recipe.images": "Ghcr.io/X"}, "image names"),
+        ({"checkout.recipe.kinds": "deployment"}, "list of kinds"),
+        ({"checkout.access.roles": "cluster admin"}, "ClusterRole names"),
     ],
 )
 def test_malformed_profiles_are_refused(change: dict[str, str], message: str) -> None:
@@ -60,7 +74,14 @@ def test_malformed_profiles_are_refused(change: dict[str, str], message: str) ->
     assert denied is not None and message in denied, denied
 
 
-@pytest.mark.parametrize("key", sorted(SERVICES))
+# The guard rails' defaults (deploy recipes and access fall back to `none` and `view` in the scripts'
+# own checks, and a service's own keys are optional).
+GUARD_RAIL_DEFAULTS = sorted(
+    k for k in SERVICES if k.startswith("default.") and k.split(".")[1] not in ("recipe", "access")
+)
+
+
+@pytest.mark.parametrize("key", GUARD_RAIL_DEFAULTS)
 def test_removing_a_default_guard_rail_is_refused(key: str) -> None:
     denied = write({k: v for k, v in SERVICES.items() if k != key})
     assert denied is not None and "must keep a default for every guard rail" in denied
