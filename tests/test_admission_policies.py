@@ -65,6 +65,7 @@ RESOURCES = {
     "ResourceQuota": ("", "v1", "resourcequotas"),
     "LimitRange": ("", "v1", "limitranges"),
     "NetworkPolicy": ("networking.k8s.io", "v1", "networkpolicies"),
+    "RoleBinding": ("rbac.authorization.k8s.io", "v1", "rolebindings"),
     "Workflow": ("argoproj.io", "v1alpha1", "workflows"),
     "WorkflowTemplate": ("argoproj.io", "v1alpha1", "workflowtemplates"),
     "CronWorkflow": ("argoproj.io", "v1alpha1", "cronworkflows"),
@@ -522,6 +523,12 @@ GUARD_RAIL_CASES: list[tuple[str, str, str, dict[str, Any], bool]] = [
     ("CREATE", executor("create"), "ResourceQuota", BLUE_ENV, False),
     ("DELETE", executor("reaper"), "NetworkPolicy", KUBE_SYSTEM, False),
     ("CREATE", HUMAN, "NetworkPolicy", KUBE_SYSTEM, True),
+    # The deployer's RoleBinding (and the requester's): RBAC lets create bind its roles anywhere, this does not.
+    ("CREATE", executor("create"), "RoleBinding", ENV, True),
+    ("CREATE", executor("create"), "RoleBinding", KUBE_SYSTEM, False),
+    ("UPDATE", executor("create"), "RoleBinding", PAYMENTS, False),
+    ("CREATE", executor("create"), "RoleBinding", BLUE_ENV, False),
+    ("CREATE", HUMAN, "RoleBinding", KUBE_SYSTEM, True),
 ]
 
 
