@@ -355,6 +355,11 @@ def _list_line(env: Environment, now: datetime) -> str:
     )
 
 
+def running(env: Environment) -> str:
+    """What is deployed and where (for other surfaces, e.g. the Home tab)."""
+    return _running(env)
+
+
 def _running(env: Environment) -> str:
     """` 1.4.2 · https://…`: what is deployed and where, once the execution plane reported it."""
     deployed = env.deployed

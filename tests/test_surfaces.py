@@ -93,6 +93,7 @@ def submission(values: dict[str, Any], user: str = OWNER, view_id: str = "V0FORM
         "service": {"service": {"type": "static_select", "selected_option": {"value": values.get("service")}}},
         "ttl": {"ttl": {"type": "static_select", "selected_option": {"value": values.get("ttl", "4h")}}},
         "name": {"name": {"type": "plain_text_input", "value": values.get("name")}},
+        "version": {"version": {"type": "plain_text_input", "value": values.get("version")}},
         "channel": {"channel": {"type": "conversations_select", "selected_conversation": values.get("channel")}},
     }
     return {
@@ -121,7 +122,7 @@ def test_a_bare_create_opens_the_form(bot: HttpBot, fake_argo: FakeArgo, fake_sl
     ttls = [o["value"] for o in blocks["ttl"]["element"]["options"]]
     assert ttls[0] == "15m" and ttls[-1] == "7d" and "4h" in ttls  # the policy's bounds, its default
     assert blocks["ttl"]["element"]["initial_option"]["value"] == "4h"
-    assert blocks["name"]["optional"] is True
+    assert blocks["name"]["optional"] is True and blocks["version"]["optional"] is True
     assert blocks["channel"]["element"]["initial_conversation"] == CHANNEL
     assert fake_argo.calls() == []
 
@@ -129,7 +130,8 @@ def test_a_bare_create_opens_the_form(bot: HttpBot, fake_argo: FakeArgo, fake_sl
 def test_submitting_the_form_creates_through_the_same_path(
     bot: HttpBot, fake_argo: FakeArgo, fake_slack: FakeSlack
 ) -> None:
-    ack = post_payload(bot, submission({"service": "checkout", "ttl": "2h", "name": "from-form", "channel": CHANNEL}))
+    values = {"service": "checkout", "ttl": "2h", "name": "from-form", "version": "1.4.2", "channel": CHANNEL}
+    ack = post_payload(bot, submission(values))
     assert ack.status == 200 and not ack.body.strip()  # the form closes
     fake_slack.wait_for("/api/chat.postMessage")
     (submit,) = fake_argo.submits()
@@ -137,6 +139,7 @@ def test_submitting_the_form_creates_through_the_same_path(
     assert (params["env_name"], params["service"], params["requested_by"], params["slack_channel"]) == (
         "from-form", "checkout", OWNER, CHANNEL,
     )  # fmt: skip
+    assert params["version"] == "1.4.2"  # the form's version field is the typed command's version=
     (announced,) = fake_slack.posted(CHANNEL)
     assert "requested environment `from-form`" in announced["text"]
 

@@ -11,7 +11,7 @@ from typing import Any
 from slackbot.durations import format_duration, format_remaining, parse_duration
 from slackbot.history import Environment
 from slackbot.policy import Policy
-from slackbot.replies import Button, slack_date, workflow_words
+from slackbot.replies import Button, running, slack_date, workflow_words
 from slackbot.slack.blocks import button_element
 
 CREATE_CALLBACK = "envbot_create"
@@ -22,7 +22,7 @@ _TTL_STEPS = tuple(
     parse_duration(t) for t in ("15m", "30m", "1h", "2h", "4h", "8h", "12h", "1d", "2d", "3d", "5d", "7d", "14d")
 )
 # What each input is called in the form, so a refusal can be shown on its field.
-SERVICE, TTL, NAME, CHANNEL = "service", "ttl", "name", "channel"
+SERVICE, TTL, NAME, VERSION, CHANNEL = "service", "ttl", "name", "version", "channel"
 
 
 def _text(text: str, kind: str = "plain_text") -> dict[str, Any]:
@@ -112,15 +112,24 @@ def create_modal(policy: Policy, channel_id: str | None) -> dict[str, Any]:
 
 
 def _version_blocks(policy: Policy) -> list[dict[str, Any]]:
-    """The version field, once the catalog knows services' versions (issue 15 adds them): none yet."""
-    return []
+    """The version to deploy (an image tag, as `version=` in the typed command); empty: the recipe's default."""
+    return [
+        {
+            "type": "input",
+            "block_id": VERSION,
+            "optional": True,
+            "label": _text("Version"),
+            "element": {"type": "plain_text_input", "action_id": VERSION, "max_length": 128},
+            "hint": _text("An image tag such as 1.4.2. Leave empty for the service's default."),
+        }
+    ]
 
 
 def submitted_values(view: dict[str, Any]) -> dict[str, str]:
     """The form's values by field (empty for what was left empty)."""
     values = (view.get("state") or {}).get("values") or {}
     found: dict[str, str] = {}
-    for field in (SERVICE, TTL, NAME, CHANNEL):
+    for field in (SERVICE, TTL, NAME, VERSION, CHANNEL):
         entry = (values.get(field) or {}).get(field) or {}
         raw = (
             (entry.get("selected_option") or {}).get("value")
@@ -139,6 +148,8 @@ def command_text(values: dict[str, str]) -> str:
         text += f" ttl={values[TTL]}"
     if values[NAME]:
         text += f" name={values[NAME]}"
+    if values.get(VERSION):
+        text += f" version={values[VERSION]}"
     return text
 
 
@@ -147,6 +158,8 @@ def field_of(message: str) -> str:
     lowered = message.lower()
     if "ttl" in lowered or "lifetime" in lowered:
         return TTL
+    if "version" in lowered:
+        return VERSION
     if "channel" in lowered and "service" not in lowered:
         return CHANNEL
     if "name" in lowered or "reserved" in lowered or "already exists" in lowered:
@@ -194,4 +207,4 @@ def _home_line(env: Environment, now: datetime) -> str:
         if env.expires_at
         else "no expiry recorded"
     )
-    return f"{head}\n{workflow_words(env.last_workflow)} · {expiry}"
+    return f"{head}{running(env)}\n{workflow_words(env.last_workflow)} · {expiry}"
