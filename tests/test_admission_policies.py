@@ -1,11 +1,9 @@
 """The ValidatingAdmissionPolicies in argo/admission: schema-valid, and their CEL decides as intended.
 
-Each request in the tables is evaluated the way the API server evaluates a policy: matchConstraints
-(resource rules, operations, namespaceSelector), then every variable in order, then every
-validation; a CEL error counts as a denial (failurePolicy: Fail). The CEL runs in cel-python, a
-standard-CEL interpreter: the policies use only standard CEL (no Kubernetes library functions, no
-optional types), so what is evaluated here is the expression the API server runs. Not covered:
-the API server's type-checking against OpenAPI schemas, and its cost limits.
+Each request in the tables is evaluated by tests/fakes/admission.py, the evaluator the Kubernetes
+API stand-in runs on every request (its docstring lists the known differences from the API
+server): matchConstraints, variables, validations, with a CEL error denying (failurePolicy: Fail).
+The tables here call one policy directly, as if it were bound with Deny everywhere.
 """
 
 from __future__ import annotations
@@ -15,23 +13,20 @@ import json
 import subprocess
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import celpy
 import kubernetes_validate
 import pytest
 import yaml
-from celpy import celtypes
 
 from tests.conftest import ROOT
 from tests.execution_plane import ARGO_NAMESPACE, documents, template
+from tests.fakes.admission import KINDS, Policy, Request
 
 POLICY_FILES = sorted((ROOT / "argo" / "admission").glob("*.yaml"))
 NAMESPACES_POLICY = ROOT / "argo/admission/namespace-ownership.yaml"
 WORKFLOWS_POLICY = ROOT / "argo/admission/workflow-references.yaml"
-CEL = celpy.Environment()
 
 
 def executor(action: str, argo_namespace: str = ARGO_NAMESPACE) -> str:
@@ -42,117 +37,6 @@ HUMAN = "alice@example.com"
 BOT = "system:serviceaccount:envbot:envbot"
 CONTROLLER = "system:serviceaccount:argo:argo"
 NAMESPACE_CONTROLLER = "system:serviceaccount:kube-system:namespace-controller"
-
-
-@dataclass
-class Request:
-    operation: str
-    user: str
-    kind: str
-    obj: dict[str, Any] | None
-    old: dict[str, Any] | None = None
-    namespace: str = ""  # "" for cluster-scoped objects
-    namespace_object: dict[str, Any] | None = None
-    groups: list[str] = field(default_factory=list)
-
-    @property
-    def name(self) -> str:
-        return str((self.obj or self.old or {}).get("metadata", {}).get("name", ""))
-
-
-RESOURCES = {
-    "Namespace": ("", "v1", "namespaces"),
-    "ResourceQuota": ("", "v1", "resourcequotas"),
-    "LimitRange": ("", "v1", "limitranges"),
-    "NetworkPolicy": ("networking.k8s.io", "v1", "networkpolicies"),
-    "RoleBinding": ("rbac.authorization.k8s.io", "v1", "rolebindings"),
-    "Workflow": ("argoproj.io", "v1alpha1", "workflows"),
-    "WorkflowTemplate": ("argoproj.io", "v1alpha1", "workflowtemplates"),
-    "CronWorkflow": ("argoproj.io", "v1alpha1", "cronworkflows"),
-    "ClusterWorkflowTemplate": ("argoproj.io", "v1alpha1", "clusterworkflowtemplates"),
-    "Pod": ("", "v1", "pods"),
-    "ConfigMap": ("", "v1", "configmaps"),
-}
-
-
-def cel(value: Any) -> Any:
-    return celpy.json_to_cel(value)
-
-
-class Policy:
-    """A ValidatingAdmissionPolicy as the API server applies it (with failurePolicy Fail)."""
-
-    def __init__(self, doc: dict[str, Any]) -> None:
-        self.doc = doc
-        spec = doc["spec"]
-        assert spec["failurePolicy"] == "Fail"
-        assert "matchConditions" not in spec and "paramKind" not in spec
-        self.variables = [(v["name"], CEL.program(CEL.compile(v["expression"]))) for v in spec["variables"]]
-        self.validations = [(CEL.program(CEL.compile(v["expression"])), v["message"]) for v in spec["validations"]]
-
-    def matches(self, request: Request) -> bool:
-        group, version, resource = RESOURCES[request.kind]
-        constraints = self.doc["spec"]["matchConstraints"]
-        if not any(
-            group in rule["apiGroups"]
-            and (version in rule["apiVersions"] or "*" in rule["apiVersions"])
-            and resource in rule["resources"]
-            and request.operation in rule["operations"]
-            for rule in constraints["resourceRules"]
-        ):
-            return False
-        selector = constraints.get("namespaceSelector")
-        if selector is None or not request.namespace:  # cluster-scoped objects are always matched
-            return True
-        assert request.namespace_object is not None
-        labels = request.namespace_object["metadata"].get("labels", {})
-        for expression in selector["matchExpressions"]:
-            assert expression["operator"] == "In"
-            if labels.get(expression["key"]) not in expression["values"]:
-                return False
-        return True
-
-    def admit(self, request: Request) -> str | None:
-        """None when allowed, else why it is denied."""
-        if not self.matches(request):
-            return None
-        group, version, resource = RESOURCES[request.kind]
-        activation: dict[str, Any] = {
-            "object": cel(request.obj),
-            "oldObject": cel(request.old),
-            "namespaceObject": cel(request.namespace_object),
-            "request": cel(
-                {
-                    "operation": request.operation,
-                    "userInfo": {"username": request.user, "groups": request.groups},
-                    "resource": {"group": group, "version": version, "resource": resource},
-                    "kind": {"group": group, "version": version, "kind": request.kind},
-                    "namespace": request.namespace,
-                    "name": request.name,
-                }
-            ),
-        }
-        variables: dict[Any, Any] = {}
-        for name, program in self.variables:
-            value = self._evaluate(program, activation | {"variables": celtypes.MapType(variables)})
-            if isinstance(value, Exception):
-                return f"error in variable {name}: {value}"
-            variables[celtypes.StringType(name)] = value
-        for program, message in self.validations:
-            result = self._evaluate(program, activation | {"variables": celtypes.MapType(variables)})
-            if isinstance(result, Exception):
-                return f"error: {result}"
-            if result is not True and result != celtypes.BoolType(True):
-                return str(message)
-        return None
-
-    @staticmethod
-    def _evaluate(program: Any, activation: dict[str, Any]) -> Any:
-        try:
-            result = program.evaluate(activation)
-        except Exception as error:  # a CEL runtime error: failurePolicy Fail denies the request
-            return error
-        return result
 
 
 def load_policy(path: Path, instance: str = "envbot", argo_namespace: str = ARGO_NAMESPACE) -> Policy:
@@ -361,7 +245,7 @@ NAMESPACE_CASES: list[tuple[str, Request, bool]] = [
 
 
 def guard_rail(kind: str, namespace: dict[str, Any]) -> dict[str, Any]:
-    group, version, _ = RESOURCES[kind]
+    group, version, _ = KINDS[kind]
     name = namespace["metadata"]["name"]
     return {"apiVersion": f"{group}/{version}".lstrip("/"), "kind": kind, "metadata": {"name": "x", "namespace": name}}
 

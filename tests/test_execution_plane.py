@@ -9,6 +9,7 @@ describes and passes on these.
 from __future__ import annotations
 
 import re
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import yaml
 
 from tests.conftest import ROOT
 from tests.execution_plane import (
+    ARGO_NAMESPACE,
     CREATE,
     DESTROY,
     EXTEND,
@@ -37,7 +39,8 @@ from tests.execution_plane import (
     template,
     workflow_spec,
 )
-from tests.fakes.kube_api import FakeKubeApi, kubectl_env
+from tests.fakes.cluster import BLUE_NAMESPACE, install, install_blue
+from tests.fakes.kube_api import FakeKubeApi, kubectl_env, kubectl_path
 
 PAST = "2020-01-01T00:00:00Z"
 FUTURE = "2999-01-01T00:00:00Z"
@@ -59,12 +62,20 @@ class Plane:
     def __init__(self, api: FakeKubeApi, folder: Path) -> None:
         self.api = api
         self.folder = folder
+        install(api)  # RBAC and admission from argo/ judge every request the scripts make
 
     def run(
-        self, name: str, settings: dict[str, str] | None = None, /, services: dict[str, str] = SERVICES, **params: str
+        self,
+        name: str,
+        settings: dict[str, str] | None = None,
+        /,
+        services: dict[str, str] = SERVICES,
+        namespace: str = ARGO_NAMESPACE,
+        **params: str,
     ) -> Run:
+        """Run a template's script as its account of the install in `namespace` (envbot's by default)."""
         settings = SETTINGS if settings is None else settings
-        user = service_account(name)
+        user = service_account(name).replace(f":{ARGO_NAMESPACE}:", f":{namespace}:")
         # One HOME per account keeps kubectl's discovery cache warm across runs within a test.
         base = kubectl_env(self.api, self.folder / "home" / user.rsplit(":", 1)[1], user=user)
         return run_script(render(name, params, settings, services=services), self.folder / "pod", base)
@@ -636,22 +647,35 @@ def test_seen_7_reaper_ignores_a_namespace_with_only_the_well_known_label(plane:
 
 
 def test_seen_7_two_installs_on_one_cluster_leave_each_other_alone(plane: Plane) -> None:
+    install_blue(plane.api)  # instance blue, its own namespace, accounts and policies
     blue = SETTINGS | {"instance": "blue", "reaper_dry_run": "false"}
-    green = SETTINGS | {"instance": "green", "reaper_dry_run": "false"}
+    green = SETTINGS | {"reaper_dry_run": "false"}
     assert plane.run(CREATE, green, **(GOOD | {"expires_at": PAST})).returncode == 0
     owned(plane.api, "blue-old", PAST, instance="blue")
 
-    refused = plane.run(CREATE, blue, **(GOOD | {"expires_at": FUTURE}))
+    refused = plane.run(CREATE, blue, namespace=BLUE_NAMESPACE, **(GOOD | {"expires_at": FUTURE}))
     assert refused.returncode != 0 and "(instance blue); refusing to touch it" in refused.stderr
-    destroy = plane.run(DESTROY, blue, env_name="checkout-demo")
+    destroy = plane.run(DESTROY, blue, namespace=BLUE_NAMESPACE, env_name="checkout-demo")
     assert destroy.returncode != 0 and "refusing to delete it" in destroy.stderr
-    extend = plane.run(EXTEND, blue, env_name="checkout-demo", expires_at=FUTURE)
+    extend = plane.run(EXTEND, blue, namespace=BLUE_NAMESPACE, env_name="checkout-demo", expires_at=FUTURE)
     assert extend.returncode != 0 and "refusing to change it" in extend.stderr
-    reap = plane.run(REAPER, blue)
+    reap = plane.run(REAPER, blue, namespace=BLUE_NAMESPACE)
     assert reap.returncode == 0, reap.output
     assert plane.deletes() == ["blue-old"]
     assert meta(plane.api, "checkout-demo")["annotations"][EXPIRY] == PAST
-    assert meta(plane.api, "checkout-demo")["labels"]["envbot.dev/instance"] == "green"
+    assert meta(plane.api, "checkout-demo")["labels"]["envbot.dev/instance"] == "envbot"
+    # And were blue's reaper told otherwise, admission keeps it off envbot's environment.
+    blue_reaper = f"system:serviceaccount:{BLUE_NAMESPACE}:envbot-reaper"
+    kubectl = kubectl_env(plane.api, plane.folder / "home" / "blue-reaper", user=blue_reaper)
+    attempt = subprocess.run(
+        [str(kubectl_path()), "delete", "namespace", "checkout-demo"],
+        env=kubectl,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert attempt.returncode != 0 and "envbot-namespace-ownership' denied request" in attempt.stderr
+    assert not terminating(plane.api, "checkout-demo")
 
 
 # --- failures anywhere -------------------------------------------------------------------------------

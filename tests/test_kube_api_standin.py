@@ -56,6 +56,26 @@ def manifest(kind: str, name: str, namespace: str | None = None, **fields: Any) 
     return json.dumps({"apiVersion": api_version, "kind": kind, "metadata": metadata | fields.pop("meta", {})} | fields)
 
 
+def admin_of(account: str) -> dict[str, Any]:
+    """A ClusterRoleBinding making a service account cluster-admin (the ClusterRole is stored beside it)."""
+    namespace, name = account.split(":")[2:]
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": f"{name}-admin"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+    }
+
+
+CLUSTER_ADMIN = {
+    "apiVersion": "rbac.authorization.k8s.io/v1",
+    "kind": "ClusterRole",
+    "metadata": {"name": "cluster-admin"},
+    "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}],
+}
+
+
 def rv(obj: dict[str, Any] | None) -> int:
     assert obj is not None
     return int(obj["metadata"]["resourceVersion"])
@@ -74,11 +94,17 @@ def test_aggregated_discovery_serves_every_resource_in_two_requests(api: FakeKub
         "configmaps",
         "secrets",
         "serviceaccounts",
+        "pods",
         "events",
         "networkpolicies.networking.k8s.io",
         "workflows.argoproj.io",
         "workflowtemplates.argoproj.io",
         "cronworkflows.argoproj.io",
+        "clusterworkflowtemplates.argoproj.io",
+        "roles.rbac.authorization.k8s.io",
+        "clusterroles.rbac.authorization.k8s.io",
+        "rolebindings.rbac.authorization.k8s.io",
+        "clusterrolebindings.rbac.authorization.k8s.io",
         "validatingadmissionpolicies.admissionregistration.k8s.io",
         "validatingadmissionpolicybindings.admissionregistration.k8s.io",
         "deployments.apps",
@@ -581,13 +607,15 @@ def test_dropped_connections(api: FakeKubeApi, kubectl: Kubectl) -> None:
 
 
 def test_requests_record_the_user_behind_the_token(api: FakeKubeApi, tmp_path: Path) -> None:
-    reaper = Kubectl(api, tmp_path / "reaper", user="system:serviceaccount:argo:envbot-reaper")
+    reaper = Kubectl(api, tmp_path / "reaper", user="system:serviceaccount:team-ci:runner")
+    api.put(CLUSTER_ADMIN)
+    api.put(admin_of("system:serviceaccount:team-ci:runner"))
     reaper("create", "namespace", "env-1")
     bot = Kubectl(api, tmp_path / "bot")
     bot("label", "namespace", "env-1", "a=b")
     writes = [(r.method, r.user, r.status) for r in api.requests if r.method != "GET"]
     assert writes == [
-        ("POST", "system:serviceaccount:argo:envbot-reaper", 201),
+        ("POST", "system:serviceaccount:team-ci:runner", 201),
         ("PATCH", DEFAULT_USER, 200),
     ]
     patch = api.calls("PATCH")[0]

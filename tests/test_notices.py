@@ -41,6 +41,7 @@ from tests.execution_plane import (
     service_account,
     template,
 )
+from tests.fakes.cluster import install
 from tests.fakes.kube_api import FakeKubeApi, kubectl_env
 from tests.fakes.slack_api import FakeSlack
 
@@ -68,6 +69,7 @@ class Plane:
 
     def __init__(self, api: FakeKubeApi, slack: FakeSlack, folder: Path) -> None:
         self.api, self.slack, self.folder = api, slack, folder
+        install(api)  # RBAC and admission from argo/ judge every request the scripts make
         self.bin = folder / "bin"
         self.bin.mkdir(parents=True)
         self.offset_file = folder / "clock-offset"

@@ -10,7 +10,14 @@ per request, and every request is recorded with the user whose token it carried.
 Deployments, Pods, Services, Ingresses and RBAC objects are stored; the Deployment controller and
 the kubelet are played by tests/fakes/rollout.py when a test installs it.
 
-Not modelled: RBAC and admission policies (every known token may do everything), managedFields
+Every request is authorized by RBAC for the identity behind its token (tests/fakes/rbac.py: the
+Roles and bindings stored here; the default identity is a cluster admin in system:masters), and
+every CREATE, UPDATE and DELETE goes through the ValidatingAdmissionPolicies and bindings stored
+here (tests/fakes/admission.py, CEL in cel-python; its docstring lists the known differences).
+Objects written with put() or add_namespace() skip both, like a write straight into etcd: that is
+how a test sets the scene.
+
+Not modelled: managedFields
 and server-side-apply field ownership (apply merges like a merge patch and never conflicts),
 schema validation below the top level and `metadata` (unknown fields there are caught, deeper
 ones are not), strategic-merge list merging by key (lists are replaced), garbage collection.
@@ -35,7 +42,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-DEFAULT_USER = "system:serviceaccount:argo:envbot-executor"
+from tests.fakes.admission import Admission, Denial
+from tests.fakes.admission import Request as AdmissionRequest
+from tests.fakes.rbac import Attributes, Identity, authorized, denial
+
+DEFAULT_USER = "kubernetes-admin"  # what a kind/kubeadm cluster's admin kubeconfig authenticates as
+ADMIN_GROUPS = ("system:masters",)
 SERVER_VERSION = {"major": "1", "minor": "37", "gitVersion": "v1.37.0", "platform": "linux/amd64"}
 # Namespaces the real NamespaceLifecycle plugin refuses to delete (only relevant once added).
 IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
@@ -98,6 +110,16 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("argoproj.io", "v1alpha1", "workflows", "Workflow", True, ("wf",), custom=True),
     Resource("argoproj.io", "v1alpha1", "workflowtemplates", "WorkflowTemplate", True, ("wftmpl",), custom=True),
     Resource("argoproj.io", "v1alpha1", "cronworkflows", "CronWorkflow", True, ("cwf", "cronwf"), custom=True),
+    Resource(
+        "argoproj.io",
+        "v1alpha1",
+        "clusterworkflowtemplates",
+        "ClusterWorkflowTemplate",
+        False,
+        ("cwftmpl",),
+        custom=True,
+    ),
+    Resource("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False),
     Resource("admissionregistration.k8s.io", "v1", "validatingadmissionpolicies", "ValidatingAdmissionPolicy", False),
     Resource(
         "admissionregistration.k8s.io",
@@ -215,6 +237,14 @@ def conflict(resource: Resource, name: str, why: str) -> ApiError:
 def forbidden(resource: Resource, name: str, why: str) -> ApiError:
     subject = f'{resource.qualified} "{name}"' if name else resource.qualified
     return ApiError(403, "Forbidden", f"{subject} is forbidden: {why}", _details(resource, name))
+
+
+def admission_denied(resource: Resource, name: str, refused: Denial) -> ApiError:
+    """How the API server reports a ValidatingAdmissionPolicy's denial (reason Forbidden: 403)."""
+    if refused.reason == "Forbidden":
+        return forbidden(resource, name, refused.text())
+    subject = f'{resource.qualified} "{name}"' if name else resource.qualified
+    return ApiError(refused.code, refused.reason, f"{subject} is invalid: {refused.text()}", _details(resource, name))
 
 
 def invalid(resource: Resource, name: str, causes: list[tuple[str, str, str]]) -> ApiError:
@@ -348,6 +378,7 @@ _TOP_LEVEL_FIELDS = {
     "Role": ("rules",),
     "ClusterRole": ("rules", "aggregationRule"),
     "RoleBinding": ("subjects", "roleRef"),
+    "ClusterRoleBinding": ("subjects", "roleRef"),
     "Event": tuple(
         "involvedObject reason message source firstTimestamp lastTimestamp count type eventTime series "  # noqa: SIM905
         "action related reportingComponent reportingInstance".split()
@@ -1042,7 +1073,9 @@ class FakeKubeApi:
         self._events: list[_Event] = []
         self._rv = 0
         self._rules: list[_Rule] = []
-        self._tokens: dict[str, str] = {}
+        self._tokens: dict[str, Identity] = {}
+        self._admission = Admission()
+        self._local = threading.local()  # the identity of the request this handler thread serves
         self._snapshots: dict[str, list[dict[str, Any]]] = {}
         self._timers: list[threading.Timer] = []
         self._stopped = False
@@ -1091,24 +1124,31 @@ class FakeKubeApi:
         if self._errors:
             raise RuntimeError(f"{len(self._errors)} error(s) inside the stand-in during the test") from self._errors[0]
 
-    def token(self, user: str = DEFAULT_USER) -> str:
-        """A bearer token that authenticates as `user`."""
+    def token(self, user: str = DEFAULT_USER, groups: tuple[str, ...] | None = None) -> str:
+        """A bearer token that authenticates as `user` in `groups` (the admin's: system:masters)."""
+        wanted = Identity.of(user, ADMIN_GROUPS if groups is None and user == DEFAULT_USER else groups or ())
         with self._cond:
             for token, owner in self._tokens.items():
-                if owner == user:
+                if owner == wanted:
                     return token
             token = f"standin-{secrets.token_hex(12)}"
-            self._tokens[token] = user
+            self._tokens[token] = wanted
             return token
 
-    def kubeconfig(self, path: Path, user: str = DEFAULT_USER, namespace: str | None = None) -> Path:
+    def kubeconfig(
+        self,
+        path: Path,
+        user: str = DEFAULT_USER,
+        namespace: str | None = None,
+        groups: tuple[str, ...] | None = None,
+    ) -> Path:
         """Write a kubeconfig for this server that authenticates as `user`; JSON is valid YAML.
 
         client-go sends no credentials over plain http (kubernetes/kubectl#744), so the token also
         travels as a path prefix, `<url>/auth/<token>`, which the server strips before routing; the
         bearer token is written too, for clients that do send it.
         """
-        token = self.token(user)
+        token = self.token(user, groups)
         context: dict[str, Any] = {"cluster": "standin", "user": "standin"}
         if namespace:
             context["namespace"] = namespace
@@ -1324,7 +1364,8 @@ class FakeKubeApi:
         content_type = handler.headers.get("Content-Type", "")
         body = decode_protobuf(raw) if content_type.startswith(PROTOBUF) else _parse_body(raw)
         with self._cond:
-            user = self._tokens.get(token)
+            identity = self._tokens.get(token)
+        user = identity.user if identity else None
 
         def record(status: int) -> None:
             with self._cond:
@@ -1343,11 +1384,17 @@ class FakeKubeApi:
             record(error.code)
             _send(handler, _Reply(error.code, error.status(), headers))
             return
-        if user is None:
+        if identity is None:
             error = ApiError(401, "Unauthorized", "Unauthorized")
             record(401)
             _send(handler, _Reply(401, error.status()))
             return
+        refused = self._authorize(method, path, query, identity)
+        if refused is not None:
+            record(refused.code)
+            _send(handler, _Reply(refused.code, refused.status()))
+            return
+        self._local.identity = identity
 
         if method == "GET" and query.get("watch") in ("true", "1"):
             target = self._route(path)
@@ -1363,6 +1410,8 @@ class FakeKubeApi:
         except Exception as bug:  # answered like the real server's panic handler, and re-raised by stop()
             self._errors.append(bug)
             reply = _Reply(500, generic_error(500, message=f"Internal error occurred: {bug!r}").status())
+        finally:
+            self._local.identity = None
         if action == "drop-served":
             record(0)
             handler.close_connection = True
@@ -1370,6 +1419,64 @@ class FakeKubeApi:
         record(reply.status)
         self._run_after(method, path)
         _send(handler, reply)
+
+    def _authorize(self, method: str, path: str, query: dict[str, str], identity: Identity) -> ApiError | None:
+        """RBAC for a resource request (discovery, /version and OpenAPI are open to every caller)."""
+        target = self._route(path)
+        if target is None:
+            return None
+        resource, name = target.resource, target.name or ""
+        if method == "GET":
+            verb = "get" if name else "watch" if query.get("watch") in ("true", "1") else "list"
+        elif method == "DELETE":
+            verb = "delete" if name else "deletecollection"
+        else:
+            verb = {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(method, method.lower())
+        # RequestInfo: a request on namespaces/X is "in the namespace X".
+        namespace = target.namespace or (name if resource is NAMESPACES else "")
+        attributes = Attributes(verb, resource.group, resource.plural, namespace or "", name, target.subresource or "")
+        with self._cond:
+            rbac = [o for (res, _, _), o in self._store.items() if res.group == "rbac.authorization.k8s.io"]
+        if authorized(identity, attributes, rbac):
+            return None
+        return forbidden(resource, name, denial(identity, attributes))
+
+    def _admit(
+        self,
+        operation: str,
+        resource: Resource,
+        namespace: str | None,
+        obj: dict[str, Any] | None,
+        old: dict[str, Any] | None,
+        dry_run: bool,
+    ) -> None:
+        """Validating admission for the caller of this request (none for put(): etcd writes)."""
+        identity: Identity | None = getattr(self._local, "identity", None)
+        if identity is None:
+            return
+        policies, bindings = [], []
+        for (res, _, _), stored in self._store.items():
+            if res.kind == "ValidatingAdmissionPolicy":
+                policies.append(stored)
+            elif res.kind == "ValidatingAdmissionPolicyBinding":
+                bindings.append(stored)
+        if not bindings:
+            return
+        namespace_object = self._store.get((NAMESPACES, None, namespace)) if resource.namespaced and namespace else None
+        request = AdmissionRequest(
+            operation,
+            identity.user,
+            resource.kind,
+            obj,
+            old,
+            namespace=namespace or "",
+            namespace_object=namespace_object,
+            groups=list(identity.groups),
+            dry_run=dry_run,
+        )
+        refused = self._admission.review(request, policies, bindings)
+        if refused is not None:
+            raise admission_denied(resource, (obj or old or {}).get("metadata", {}).get("name", ""), refused)
 
     def _fault(self, method: str, path: str) -> tuple[str | None, _Rule | None]:
         chosen: tuple[str | None, _Rule | None] = (None, None)
@@ -1622,6 +1729,7 @@ class FakeKubeApi:
             obj.setdefault("spec", {})["finalizers"] = ["kubernetes"]
             meta.setdefault("labels", {})[NAMESPACE_NAME_LABEL] = name
         _validate_metadata(resource, obj)
+        self._admit("CREATE", resource, namespace, obj, None, query.get("dryRun") == "All")
         if (resource, namespace, name) in self._store:
             raise already_exists(resource, name)
         meta["uid"] = str(uuid.uuid4())
@@ -1678,6 +1786,7 @@ class FakeKubeApi:
             new["spec"] = spec | {"finalizers": copy.deepcopy((old.get("spec") or {}).get("finalizers", []))}
             meta["labels"] = (meta.get("labels") or {}) | {NAMESPACE_NAME_LABEL: name}
         _validate_metadata(resource, new)
+        self._admit("UPDATE", resource, namespace, new, old, query.get("dryRun") == "All")
         if new == old:
             return _Reply(200, copy.deepcopy(old), headers)  # a no-op writes nothing: same resourceVersion
         if (resource.custom or resource.kind == "Deployment") and new.get("spec") != old.get("spec"):
@@ -1759,6 +1868,7 @@ class FakeKubeApi:
                         f"ResourceVersion: 0, AdditionalErrorMsg: {why}"
                     )
                 raise conflict(resource, name, why)
+        self._admit("DELETE", resource, namespace, None, obj, dry_run)
         if resource.kind == "Namespace":
             if name in IMMORTAL_NAMESPACES:
                 raise forbidden(resource, name, "this namespace may not be deleted")
@@ -1933,7 +2043,13 @@ def kubectl_path() -> Path:
     return Path(sys.executable).parent / "kubectl"
 
 
-def kubectl_env(api: FakeKubeApi, home: Path, user: str = DEFAULT_USER, namespace: str | None = None) -> dict[str, str]:
+def kubectl_env(
+    api: FakeKubeApi,
+    home: Path,
+    user: str = DEFAULT_USER,
+    namespace: str | None = None,
+    groups: tuple[str, ...] | None = None,
+) -> dict[str, str]:
     """A complete environment for running kubectl against `api` and nothing else.
 
     Built from scratch rather than copied from os.environ, so no developer KUBECONFIG, in-cluster
@@ -1944,7 +2060,7 @@ def kubectl_env(api: FakeKubeApi, home: Path, user: str = DEFAULT_USER, namespac
     return {
         "PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin",
         "HOME": str(home),
-        "KUBECONFIG": str(api.kubeconfig(home / ".kube" / "config", user, namespace)),
+        "KUBECONFIG": str(api.kubeconfig(home / ".kube" / "config", user, namespace, groups)),
         "KUBECACHEDIR": str(home / ".kube" / "cache"),
         "NO_PROXY": "127.0.0.1,localhost",
         "LANG": "C.UTF-8",
