@@ -19,6 +19,7 @@ import pytest
 from tests.execution_plane import CREATE, SETTINGS, Run, render, run_script, service_account, step_of, template
 from tests.fakes.argo_controller import Controller, Mutexes
 from tests.fakes.argo_handle import FakeArgo
+from tests.fakes.cluster import install
 from tests.fakes.kube_api import FakeKubeApi, kubectl_env
 from tests.fakes.slack_api import FakeSlack
 from tests.replicas import Replica, command_body, signed
@@ -33,6 +34,12 @@ GOOD = {
     "slack_channel": "C111AAA",
 }
 LIMITS = SETTINGS | {"max_environments_per_user": "2", "max_environments_per_channel": ""}
+
+
+@pytest.fixture(autouse=True)
+def _installed(api: FakeKubeApi) -> None:
+    """RBAC and admission from argo/ judge every request the create step makes."""
+    install(api)
 
 
 def environment(
