@@ -20,9 +20,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from slackbot.orchestrator import TEMPLATE_PARAMETERS
 from tests.conftest import ROOT
 from tests.execution_plane import ARGO_NAMESPACE, documents, template
-from tests.fakes.admission import KINDS, Policy, Request
+from tests.fakes.admission import CEL, KINDS, Policy, Request
 
 POLICY_FILES = sorted((ROOT / "argo" / "admission").glob("*.yaml"))
 NAMESPACES_POLICY = ROOT / "argo/admission/namespace-ownership.yaml"
@@ -36,6 +37,7 @@ def executor(action: str, argo_namespace: str = ARGO_NAMESPACE) -> str:
 HUMAN = "alice@example.com"
 BOT = "system:serviceaccount:envbot:envbot"
 CONTROLLER = "system:serviceaccount:argo:argo"
+CI = "system:serviceaccount:team-ci:ci-runner"
 NAMESPACE_CONTROLLER = "system:serviceaccount:kube-system:namespace-controller"
 
 
@@ -542,7 +544,8 @@ WORKFLOW_CASES: list[tuple[str, Request, bool]] = [
     ("bot: an inline workflow", wf_request(BOT, workflow(inline())), False),
     ("bot: a WorkflowTemplate", wf_request(BOT, workflow(inline(), "WorkflowTemplate", "mine")), False),
     # Anyone: referencing envbot's templates means arguments only.
-    ("person: destroy template with arguments", wf_request(HUMAN, workflow(ref("env-destroy-template"))), True),
+    # Nobody but the bot and the controller starts anything in envbot's namespace (docs/adr/0006).
+    ("person: destroy template with arguments", wf_request(HUMAN, workflow(ref("env-destroy-template"))), False),
     (
         "person: create template plus podSpecPatch",
         wf_request(HUMAN, workflow(ref("env-create-template", podSpecPatch='{"containers": []}'))),
@@ -608,20 +611,22 @@ WORKFLOW_CASES: list[tuple[str, Request, bool]] = [
     (
         "person: harmless podSpecPatch",
         wf_request(HUMAN, workflow(inline(podSpecPatch='{"containers": [{"name": "main", "resources": {}}]}'))),
-        True,
+        False,
     ),
-    ("person: own account, inline", wf_request(HUMAN, workflow(inline() | {"serviceAccountName": "ci-runner"})), True),
+    ("person: own account, inline", wf_request(HUMAN, workflow(inline() | {"serviceAccountName": "ci-runner"})), False),
     (
         "person: a WorkflowTemplate running as an executor",
         wf_request(HUMAN, workflow(inline() | {"serviceAccountName": "envbot-create"}, "WorkflowTemplate", "evil")),
         False,
     ),
     (
-        "person: a ClusterWorkflowTemplate running as an executor",
+        # Harmless: only a bare reference runs in envbot's namespace, and it cannot name a cluster template;
+        # anywhere else `envbot-create` is some other namespace's account.
+        "person: a ClusterWorkflowTemplate naming an executor's account",
         wf_request(
             HUMAN, workflow(inline() | {"serviceAccountName": "envbot-create"}, "ClusterWorkflowTemplate", "evil")
         ),
-        False,
+        True,
     ),
     (
         "person: a CronWorkflow overriding the reaper template",
@@ -799,6 +804,131 @@ def test_the_notifier_may_only_mark_its_notices_on_envbots_workflows(
     assert not [r for r in reasons if r.startswith("error")], reasons
 
 
+# --- intent only, status only from the controller (issue 14) -------------------------------------------
+
+
+def test_the_policy_pins_the_bot_to_exactly_the_parameters_the_bot_sends() -> None:
+    (doc,) = [d for d in documents(WORKFLOWS_POLICY) if d["kind"] == "ValidatingAdmissionPolicy"]
+    (expression,) = [v["expression"] for v in doc["spec"]["variables"] if v["name"] == "botParameters"]
+    pinned = {str(k): [str(p) for p in v] for k, v in CEL.program(CEL.compile(expression)).evaluate({}).items()}
+    assert pinned == {template: list(names) for template, names in TEMPLATE_PARAMETERS.items()}
+    # And every parameter the bot may pass is one its template declares.
+    for name, names in TEMPLATE_PARAMETERS.items():
+        declared = {p["name"] for p in template(name)["spec"]["arguments"]["parameters"]}
+        assert set(names) <= declared, name
+
+
+def submitted(template_name: str, parameters: dict[str, Any], **metadata: Any) -> dict[str, Any]:
+    """A Workflow as `argo submit --from workflowtemplate/<template> -p k=v -l ...` creates it."""
+    meta = {"generateName": f"{template_name}-", "name": f"{template_name}-x7k2p"} | metadata
+    meta.setdefault("labels", {})["workflows.argoproj.io/workflow-template"] = template_name
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": meta,
+        "spec": {
+            "workflowTemplateRef": {"name": template_name},
+            "arguments": {"parameters": [{"name": k, "value": v} for k, v in parameters.items()]},
+        },
+    }
+
+
+CREATE_T = "env-create-template"
+CREATE_ARGS = {"env_name": "checkout-x", "service": "checkout", "expires_at": "2026-12-01T00:00:00Z"}
+FORGED = submitted("env-create-template", CREATE_ARGS) | {"status": {"phase": "Failed", "message": "<!channel> see"}}
+COMPLETED_LABEL = submitted("env-destroy-template", {"env_name": "prod-db-1"})
+COMPLETED_LABEL["metadata"]["labels"]["workflows.argoproj.io/completed"] = "true"
+RUNNING = ended("env-create-template") | {"status": {"phase": "Running"}}
+RUNNING["metadata"]["labels"].pop("workflows.argoproj.io/completed")
+INTENT_CASES: list[tuple[str, Request, bool]] = [
+    ("bot: every create parameter", wf_request(BOT, submitted("env-create-template", CREATE_ARGS)), True),
+    (
+        "bot: every create parameter envbot sends",
+        wf_request(BOT, submitted("env-create-template", dict.fromkeys(TEMPLATE_PARAMETERS[CREATE_T], "x"))),
+        True,
+    ),
+    (
+        "bot: privileged Pod Security",
+        wf_request(BOT, submitted("env-create-template", CREATE_ARGS | {"pod_security_level": "privileged"})),
+        False,
+    ),
+    (
+        "bot: a huge quota",
+        wf_request(BOT, submitted("env-create-template", CREATE_ARGS | {"quota_requests_cpu": "9999"})),
+        False,
+    ),
+    (
+        "bot: no egress block",
+        wf_request(BOT, submitted("env-create-template", CREATE_ARGS | {"egress_blocked_cidrs": ""})),
+        False,
+    ),
+    (
+        "bot: a parameter twice",
+        wf_request(BOT, submitted("env-create-template", CREATE_ARGS) | {"spec": ref("env-create-template") | {
+            "arguments": {"parameters": [{"name": "env_name", "value": "a"}, {"name": "env_name", "value": "b"}]}}}),
+        False,
+    ),
+    ("bot: a create parameter on destroy", wf_request(BOT, submitted("env-destroy-template", {"service": "x"})), False),
+    ("bot: the reaper with max age", wf_request(BOT, submitted("env-reaper-template", {"max_age_hours": "1"})), False),
+    ("bot: a forged status", wf_request(BOT, FORGED), False),
+    ("bot: a forged completed label", wf_request(BOT, COMPLETED_LABEL), False),
+    ("bot: a made-up template label", wf_request(BOT, submitted("env-create-template", CREATE_ARGS) | {
+        "metadata": {"name": "w", "labels": {"workflows.argoproj.io/workflow-template": "env-reaper-template"}}}),
+        False),
+    ("bot: argo's empty status", wf_request(BOT, submitted("env-create-template", CREATE_ARGS) | {
+        "status": {"startedAt": None, "finishedAt": None}}), True),
+    ("bot: updates its workflow", wf_request(BOT, noticed(CREATED, "pending"), "UPDATE", CREATED), False),
+    ("CI: a bare reference", wf_request(CI, submitted("env-destroy-template", {"env_name": "prod-db"})), False),
+    ("CI: a foreign workflow with templateRef to notify", wf_request(CI, workflow({
+        "entrypoint": "main",
+        "templates": [{"name": "main", "steps": [[{"name": "n", "templateRef": {
+            "name": "env-create-template", "template": "notify"}}]]}]})), False),
+    ("CI: forges a status", wf_request(CI, RUNNING | {"status": {"phase": "Succeeded"}}, "UPDATE", RUNNING), False),
+    ("CI: marks it completed", wf_request(CI, ended("env-create-template"), "UPDATE", RUNNING), False),
+    ("CI: changes the arguments", wf_request(
+        CI, RUNNING | {"spec": ref("env-create-template", arguments={})}, "UPDATE", RUNNING), False),
+    ("CI: its own CronWorkflow on the reaper", wf_request(CI, workflow(
+        {"workflowTemplateRef": {"name": "env-reaper-template"}}, "CronWorkflow", "my-reaper")), False),
+    ("CI: its own WorkflowTemplate", wf_request(CI, workflow(inline(), "WorkflowTemplate", "debug")), False),
+    ("controller: marks it completed", wf_request(CONTROLLER, ended("env-create-template"), "UPDATE", RUNNING), True),
+    ("controller: the bot's kind of workflow", wf_request(CONTROLLER, submitted("env-create-template", {})), False),
+    ("controller: the reaper with arguments", wf_request(
+        CONTROLLER, submitted("env-reaper-template", {"max_age_hours": "1"})), False),
+    ("operator: argo stop keeps status", wf_request(
+        HUMAN, RUNNING | {"spec": ref("env-create-template", shutdown="Stop")}, "UPDATE", RUNNING), True),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "request_", "allowed"), INTENT_CASES, ids=[c[0] for c in INTENT_CASES])
+def test_only_the_bot_submits_intent_and_only_the_controller_writes_status(
+    case: str, request_: Request, allowed: bool
+) -> None:
+    ok, reasons = verdict(request_, WORKFLOW_POLICY)
+    assert ok is allowed, (case, reasons)
+    assert not [r for r in reasons if r.startswith("error")], reasons
+
+
+POD_POLICY = load_policy(ROOT / "argo/admission/pod-authors.yaml")
+
+
+@pytest.mark.parametrize(
+    ("user", "where", "allowed"),
+    [
+        (CONTROLLER, ARGO_NAMESPACE, True),
+        (CI, ARGO_NAMESPACE, False),
+        (HUMAN, ARGO_NAMESPACE, False),
+        (BOT, ARGO_NAMESPACE, False),
+        (executor("create"), ARGO_NAMESPACE, False),
+        ("system:serviceaccount:kube-system:replicaset-controller", ARGO_NAMESPACE, False),
+        (CI, "team-ci", True),  # other namespaces are not envbot's business
+    ],
+)
+def test_only_the_controller_starts_pods_in_envbots_namespace(user: str, where: str, allowed: bool) -> None:
+    for account in ("envbot-notify", "envbot-reaper", "default"):
+        request = Request("CREATE", user, "Pod", pod(account), namespace=where, namespace_object=ns(where))
+        assert verdict(request, POD_POLICY)[0] is allowed, (user, account)
+
+
 # --- the Slack token -----------------------------------------------------------------------------------
 
 
@@ -884,7 +1014,7 @@ def test_the_second_install_overlay_scopes_names_accounts_and_policies_to_its_in
     assert namespace["metadata"]["name"] == BLUE_NAMESPACE
     docs.remove(namespace)
     cluster = [d for d in docs if d["kind"].startswith(("Cluster", "ValidatingAdmission"))]
-    assert len(cluster) == 23 and all(d["metadata"]["name"].startswith("blue-") for d in cluster)
+    assert len(cluster) == 25 and all(d["metadata"]["name"].startswith("blue-") for d in cluster)
     # The deployer's RoleBinding in each environment names this install's ClusterRole, and create may bind only it.
     (binder,) = [
         d

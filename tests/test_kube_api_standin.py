@@ -108,12 +108,8 @@ def test_aggregated_discovery_serves_every_resource_in_two_requests(api: FakeKub
         "validatingadmissionpolicies.admissionregistration.k8s.io",
         "validatingadmissionpolicybindings.admissionregistration.k8s.io",
         "deployments.apps",
-        "pods",
         "services",
         "ingresses.networking.k8s.io",
-        "roles.rbac.authorization.k8s.io",
-        "rolebindings.rbac.authorization.k8s.io",
-        "clusterroles.rbac.authorization.k8s.io",
     }
     assert [r.path for r in api.requests] == ["/api", "/apis"]
     version = json.loads(kubectl("version", "-o", "json").out)

@@ -501,7 +501,7 @@ def test_each_template_has_its_own_narrow_service_account() -> None:
 def test_cluster_scoped_names_carry_the_instance() -> None:
     instance = SETTINGS["instance"]
     cluster = [d for p in ARGO_FILES for d in documents(p) if d["kind"] in CLUSTER_SCOPED]
-    assert len(cluster) == 23  # 18, and the deployer's 5 (argo/rbac/deployer.yaml)
+    assert len(cluster) == 25  # 20, and the deployer's 5 (argo/rbac/deployer.yaml)
     for doc in cluster:
         assert doc["metadata"]["name"].startswith(instance + "-"), doc["metadata"]["name"]
     assert "envbot-environments" not in {d["metadata"]["name"] for d in cluster}  # the old shared binding name

@@ -87,8 +87,9 @@ def _built(folder: Path) -> tuple[dict[str, Any], ...]:
 
 
 def execution_plane(folder: Path = ROOT / "argo") -> tuple[dict[str, Any], ...]:
-    """argo/ as `kubectl apply -k` applies it, plus the settings created once beside it."""
-    return (*_built(folder), *documents(ROOT / "argo/settings/envbot-settings.yaml"))
+    """argo/ as `kubectl apply -k` applies it, plus the settings and profiles created once beside it."""
+    once = [doc for path in sorted((ROOT / "argo/settings").glob("*.yaml")) for doc in documents(path)]
+    return (*_built(folder), *once)
 
 
 def bot_install() -> tuple[dict[str, Any], ...]:

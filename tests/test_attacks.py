@@ -1,0 +1,259 @@
+"""Issue 14, "What was seen", tried as an attacker would: the real kubectl against the API stand-in with
+envbot installed (tests/fakes/cluster.py), RBAC and the project's admission policies judging every
+request for the identity behind its token.
+
+Where an attack needs rights envbot's manifests never grant (a CI account allowed to create Pods
+or Workflows in envbot's namespace), the test grants them first: RBAC is often wider than it should
+be, and the policies must hold anyway.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.execution_plane import ARGO_NAMESPACE, template
+from tests.fakes.cluster import BOT, CI, CONTROLLER, account, grant, install
+from tests.fakes.kube_api import FakeKubeApi, kubectl_env, kubectl_path
+
+NOTIFIER = account("envbot-notify")
+ALL = ["get", "list", "watch", "create", "update", "patch", "delete"]
+
+
+class Cluster:
+    def __init__(self, api: FakeKubeApi, folder: Path) -> None:
+        self.api, self.folder = api, folder
+        install(api)
+
+    def kubectl(self, user: str, *args: str, stdin: Any = None) -> subprocess.CompletedProcess[str]:
+        env = kubectl_env(self.api, self.folder / user.replace(":", "_"), user=user, groups=())
+        text = json.dumps(stdin) if isinstance(stdin, dict) else stdin
+        return subprocess.run(
+            [str(kubectl_path()), *args], env=env, input=text, capture_output=True, text=True, timeout=60, check=False
+        )
+
+    def create(self, user: str, obj: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+        return self.kubectl(user, "create", "-f", "-", "-o", "name", stdin=obj)
+
+    def workflows(self) -> list[str]:
+        return [w["metadata"]["name"] for w in self.api.objects("Workflow", ARGO_NAMESPACE)]
+
+
+@pytest.fixture
+def cluster(api: FakeKubeApi, tmp_path: Path) -> Cluster:
+    return Cluster(api, tmp_path)
+
+
+def denied(run: subprocess.CompletedProcess[str], policy: str) -> bool:
+    return run.returncode != 0 and f"ValidatingAdmissionPolicy '{policy}'" in run.stderr
+
+
+def workflow(spec: dict[str, Any], name: str = "ci-build") -> dict[str, Any]:
+    meta = {"name": name, "namespace": ARGO_NAMESPACE}
+    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": meta, "spec": spec}
+
+
+NOTIFY = {"name": "env-create-template", "template": "notify"}
+STEP = {"name": "n", "templateRef": NOTIFY}
+# Every place a templateRef can hide in a Workflow (seen 1: the old policy only read the top level).
+FOREIGN_SHAPES: dict[str, dict[str, Any]] = {
+    "steps": {"entrypoint": "main", "templates": [{"name": "main", "steps": [[STEP]]}]},
+    "nested steps in an inline template": {
+        "entrypoint": "main",
+        "templates": [{"name": "main", "steps": [[{"name": "outer", "inline": {"steps": [[STEP]]}}]]}],
+    },
+    "dag": {"entrypoint": "main", "templates": [{"name": "main", "dag": {"tasks": [STEP]}}]},
+    "workflow hooks": {
+        "entrypoint": "main",
+        "templates": [{"name": "main", "container": {"image": "alpine"}}],
+        "hooks": {"exit": {"templateRef": NOTIFY}},
+    },
+    "step hooks": {
+        "entrypoint": "main",
+        "templates": [
+            {"name": "main", "steps": [[{"name": "s", "template": "noop", "hooks": {"exit": STEP}}]]},
+            {"name": "noop", "container": {"image": "alpine"}},
+        ],
+    },
+    "onExit": {
+        "entrypoint": "main",
+        "onExit": "bye",
+        "templates": [
+            {"name": "main", "container": {"image": "alpine"}},
+            {"name": "bye", "steps": [[STEP]]},
+        ],
+    },
+    "beside a bare reference": {"workflowTemplateRef": {"name": "env-create-template"}, "templates": [
+        {"name": "create", "steps": [[STEP]]}]},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("shape", list(FOREIGN_SHAPES))
+def test_seen_1_no_foreign_workflow_reaches_the_notifier_template(cluster: Cluster, shape: str) -> None:
+    grant(cluster.api, CI, [{"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ALL}], ARGO_NAMESPACE)
+    run = cluster.create(CI, workflow(FOREIGN_SHAPES[shape]))
+    assert denied(run, "envbot-workflow-references"), run.stderr
+    assert cluster.workflows() == []
+    # The bot's own account cannot do it either.
+    run = cluster.create(BOT, workflow(FOREIGN_SHAPES[shape]))
+    assert denied(run, "envbot-workflow-references"), run.stderr
+    assert cluster.workflows() == []
+
+
+def notifier_pod(account_name: str = "envbot-notify") -> dict[str, Any]:
+    """A pod like the one Argo creates for the create template's exit handler, with the token mounted."""
+    notify = next(t for t in template("env-create-template")["spec"]["templates"] if t["name"] == "notify")
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "env-create-template-x-notify-1", "namespace": ARGO_NAMESPACE},
+        "spec": {
+            "serviceAccountName": account_name,
+            "containers": [{"name": "main", "image": notify["script"]["image"], "command": ["sh"]}],
+            "volumes": notify["volumes"],
+        },
+    }
+
+
+def test_seen_2_only_argos_controller_starts_pods_as_envbots_accounts(cluster: Cluster) -> None:
+    # A CI account that may create Pods everywhere (a common CI grant).
+    grant(cluster.api, CI, [{"apiGroups": [""], "resources": ["pods"], "verbs": ALL}])
+    for name in ("envbot-notify", "envbot-reaper", "envbot-create", "default"):
+        run = cluster.create(CI, notifier_pod(name))
+        assert denied(run, "envbot-pod-authors"), (name, run.stderr)
+    # A Deployment's pods come from the ReplicaSet controller: not Argo's, so refused too.
+    replicasets = "system:serviceaccount:kube-system:replicaset-controller"
+    grant(cluster.api, replicasets, [{"apiGroups": [""], "resources": ["pods"], "verbs": ALL}])
+    assert denied(cluster.create(replicasets, notifier_pod()), "envbot-pod-authors")
+    assert cluster.api.objects("Pod") == []
+    # Argo's controller starting the exit handler's pod is what the policies let through.
+    run = cluster.create(CONTROLLER, notifier_pod())
+    assert run.returncode == 0, run.stderr
+    # But not a pod that mounts the token under any other account, even from the controller.
+    stolen = notifier_pod("envbot-reaper") | {"metadata": {"name": "x", "namespace": ARGO_NAMESPACE}}
+    assert denied(cluster.create(CONTROLLER, stolen), "envbot-slack-token")
+
+
+def submission(template_name: str, parameters: dict[str, str], **extra: Any) -> dict[str, Any]:
+    """What `argo submit --from workflowtemplate/<t> -p ... -l ...` creates."""
+    labels = {"workflows.argoproj.io/workflow-template": template_name, "app.kubernetes.io/managed-by": "envbot"}
+    obj = workflow(
+        {
+            "workflowTemplateRef": {"name": template_name},
+            "arguments": {"parameters": [{"name": k, "value": v} for k, v in parameters.items()]},
+        },
+        name=f"{template_name}-x7k2p",
+    )
+    obj["metadata"]["labels"] = labels
+    return obj | extra
+
+
+CREATE = {"env_name": "checkout-x", "service": "checkout", "expires_at": "2026-12-01T00:00:00Z"}
+
+
+def test_seen_3_only_the_controller_writes_how_a_workflow_ended(cluster: Cluster) -> None:
+    forged = submission("env-destroy-template", {"env_name": "prod-db-1"}, status={"phase": "Succeeded"})
+    forged["metadata"]["labels"]["workflows.argoproj.io/completed"] = "true"
+    assert denied(cluster.create(BOT, forged), "envbot-workflow-references")
+    forged.pop("status")
+    assert denied(cluster.create(BOT, forged), "envbot-workflow-references")  # the label alone
+    assert cluster.workflows() == []
+
+    ok = cluster.create(BOT, submission("env-create-template", CREATE))
+    assert ok.returncode == 0, ok.stderr
+    name = ok.stdout.strip().rsplit("/", 1)[1]
+    grant(cluster.api, CI, [{"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ALL}], ARGO_NAMESPACE)
+    status = json.dumps({"status": {"phase": "Failed", "message": "<!channel> log in at https://evil.example"}})
+    for who in (CI, NOTIFIER):
+        patch = cluster.kubectl(who, "-n", ARGO_NAMESPACE, "patch", "workflow", name, "--type=merge", "-p", status)
+        assert denied(patch, "envbot-workflow-references"), (who, patch.stderr)
+        label = cluster.kubectl(
+            who, "-n", ARGO_NAMESPACE, "label", "workflow", name, "workflows.argoproj.io/completed=true"
+        )
+        assert denied(label, "envbot-workflow-references"), (who, label.stderr)
+    (stored,) = cluster.api.objects("Workflow", ARGO_NAMESPACE)
+    assert "status" not in stored and "workflows.argoproj.io/completed" not in stored["metadata"]["labels"]
+    done = cluster.kubectl(CONTROLLER, "-n", ARGO_NAMESPACE, "patch", "workflow", name, "--type=merge", "-p", status)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("template_name", "parameters"),
+    [
+        ("env-create-template", CREATE | {"pod_security_level": "privileged"}),
+        ("env-create-template", CREATE | {"egress_blocked_cidrs": ""}),
+        ("env-create-template", CREATE | {"quota_requests_cpu": "512"}),
+        ("env-create-template", CREATE | {"expires_at": "2099-01-01T00:00:00Z", "max_ttl": "876000h"}),
+        ("env-reaper-template", {"max_age_hours": "1"}),
+        ("env-notifier-template", {}),
+    ],
+)
+def test_seen_4_the_bots_account_passes_intent_only(
+    cluster: Cluster, template_name: str, parameters: dict[str, str]
+) -> None:
+    run = cluster.create(BOT, submission(template_name, parameters))
+    assert denied(run, "envbot-workflow-references"), run.stderr
+    assert cluster.workflows() == []
+
+
+def test_seen_4_nobody_schedules_their_own_reaper(cluster: Cluster) -> None:
+    rules = [{"apiGroups": ["argoproj.io"], "resources": ["cronworkflows", "workflows"], "verbs": ALL}]
+    grant(cluster.api, CI, rules, ARGO_NAMESPACE)
+    cron = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "CronWorkflow",
+        "metadata": {"name": "reap-often", "namespace": ARGO_NAMESPACE},
+        "spec": {"schedules": ["* * * * *"], "workflowSpec": {"workflowTemplateRef": {"name": "env-reaper-template"}}},
+    }
+    assert denied(cluster.create(CI, cron), "envbot-workflow-references")
+    # Nor does a reaper run start except from envbot's own CronWorkflow, by Argo's controller.
+    assert denied(cluster.create(CI, submission("env-reaper-template", {})), "envbot-workflow-references")
+    run = cluster.create(CONTROLLER, submission("env-reaper-template", {}))
+    assert run.returncode == 0, run.stderr
+
+
+LEFTOVERS = (
+    # What an earlier release installed and `kubectl apply -k` never pruned (seen 5).
+    {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": "envbot-environments"},
+        "rules": [
+            {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "create", "patch", "delete"]}
+        ],
+    },
+    {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": "envbot-environments"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "envbot-environments"},
+        "subjects": [
+            {"kind": "ServiceAccount", "name": "envbot-executor", "namespace": "argo"},
+            {"kind": "ServiceAccount", "name": "envbot-reaper", "namespace": "argo"},
+        ],
+    },
+)
+
+
+@pytest.mark.parametrize(
+    "retired", ["system:serviceaccount:argo:envbot-executor", "system:serviceaccount:argo:envbot-reaper"]
+)
+def test_seen_5_retired_accounts_left_behind_cannot_touch_environments(cluster: Cluster, retired: str) -> None:
+    for doc in LEFTOVERS:
+        cluster.api.put(doc)
+    labels = {
+        "app.kubernetes.io/managed-by": "envbot",
+        "envbot.dev/instance": "envbot",
+        "envbot.dev/env": "checkout-x",
+    }
+    cluster.api.add_namespace("checkout-x", labels, {"envbot.dev/expires-at": "2020-01-01T00:00:00Z"})
+    run = cluster.kubectl(retired, "delete", "namespace", "checkout-x", "--wait=false")
+    assert denied(run, "envbot-namespace-ownership") and "retired envbot account" in run.stderr, run.stderr
+    run = cluster.kubectl(retired, "create", "namespace", "anything")
+    assert denied(run, "envbot-namespace-ownership"), run.stderr
+    ns = cluster.api.namespace("checkout-x")
+    assert ns is not None and not ns["metadata"].get("deletionTimestamp")
