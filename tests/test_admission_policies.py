@@ -1014,7 +1014,7 @@ def test_the_second_install_overlay_scopes_names_accounts_and_policies_to_its_in
     assert namespace["metadata"]["name"] == BLUE_NAMESPACE
     docs.remove(namespace)
     cluster = [d for d in docs if d["kind"].startswith(("Cluster", "ValidatingAdmission"))]
-    assert len(cluster) == 25 and all(d["metadata"]["name"].startswith("blue-") for d in cluster)
+    assert len(cluster) == 27 and all(d["metadata"]["name"].startswith("blue-") for d in cluster)
     # The deployer's RoleBinding in each environment names this install's ClusterRole, and create may bind only it.
     (binder,) = [
         d

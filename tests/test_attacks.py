@@ -16,9 +16,22 @@ from typing import Any
 
 import pytest
 
-from tests.execution_plane import ARGO_NAMESPACE, template
-from tests.fakes.cluster import BOT, CI, CONTROLLER, account, grant, install
-from tests.fakes.kube_api import FakeKubeApi, kubectl_env, kubectl_path
+from tests.execution_plane import (
+    ARGO_NAMESPACE,
+    DESTROY,
+    REAPER,
+    SETTINGS,
+    Run,
+    render,
+    run_script,
+    service_account,
+    template,
+)
+from tests.execution_plane import (
+    NOTIFIER as NOTIFIER_T,
+)
+from tests.fakes.cluster import BLUE_NAMESPACE, BOT, CI, CONTROLLER, account, grant, install, install_blue
+from tests.fakes.kube_api import DEFAULT_USER, FakeKubeApi, kubectl_env, kubectl_path
 
 NOTIFIER = account("envbot-notify")
 ALL = ["get", "list", "watch", "create", "update", "patch", "delete"]
@@ -30,7 +43,7 @@ class Cluster:
         install(api)
 
     def kubectl(self, user: str, *args: str, stdin: Any = None) -> subprocess.CompletedProcess[str]:
-        env = kubectl_env(self.api, self.folder / user.replace(":", "_"), user=user, groups=())
+        env = kubectl_env(self.api, self.folder / user.replace(":", "_"), user=user)
         text = json.dumps(stdin) if isinstance(stdin, dict) else stdin
         return subprocess.run(
             [str(kubectl_path()), *args], env=env, input=text, capture_output=True, text=True, timeout=60, check=False
@@ -257,3 +270,86 @@ def test_seen_5_retired_accounts_left_behind_cannot_touch_environments(cluster: 
     assert denied(run, "envbot-namespace-ownership"), run.stderr
     ns = cluster.api.namespace("checkout-x")
     assert ns is not None and not ns["metadata"].get("deletionTimestamp")
+
+
+# --- guards that check themselves (seen 8) ------------------------------------------------------------
+
+
+def environment(api: FakeKubeApi, name: str, expires: str = "2020-01-01T00:00:00Z", **labels: str) -> None:
+    owned = {
+        "app.kubernetes.io/managed-by": "envbot",
+        "envbot.dev/instance": "envbot",
+        "envbot.dev/env": name,
+        "envbot.dev/requested-by": "U111AAA",
+    }
+    api.add_namespace(name, owned | labels, {"envbot.dev/expires-at": expires, "janitor/expires": expires})
+
+
+def run_as_its_account(cluster: Cluster, name: str, **params: str) -> Run:
+    user = service_account(name)
+    env = kubectl_env(cluster.api, cluster.folder / "home" / user.rsplit(":", 1)[1], user=user)
+    settings = SETTINGS | {"reaper_dry_run": "false"}
+    return run_script(render(name, params, settings), cluster.folder / "pod", env)
+
+
+def writes(api: FakeKubeApi) -> list[tuple[str, str]]:
+    return [(r.method, r.path) for r in api.requests if r.method in ("POST", "PUT", "PATCH", "DELETE")]
+
+
+BREAKS = {
+    "a deleted binding": ("delete", "validatingadmissionpolicybinding", "{name}"),
+    "a deleted policy": ("delete", "validatingadmissionpolicy", "{name}"),
+    "a binding that only warns": (
+        "patch", "validatingadmissionpolicybinding", "{name}", "--type=merge", "-p",
+        '{"spec": {"validationActions": ["Warn"]}}',
+    ),
+    "a policy that fails open": (
+        "patch", "validatingadmissionpolicy", "{name}", "--type=merge", "-p", '{"spec": {"failurePolicy": "Ignore"}}'
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("guard", ["envbot-namespace-ownership", "envbot-workflow-references", "envbot-pod-authors"])
+@pytest.mark.parametrize("broken", list(BREAKS))
+def test_seen_8_without_their_guards_the_reaper_destroy_and_notifier_do_nothing(
+    cluster: Cluster, guard: str, broken: str
+) -> None:
+    environment(cluster.api, "old-env")
+    # A namespace labelled by hand as envbot's: without the policies, labels alone would be ownership.
+    environment(cluster.api, "payments")
+    admin = cluster.kubectl(DEFAULT_USER, *(arg.replace("{name}", guard) for arg in BREAKS[broken]))
+    assert admin.returncode == 0, admin.stderr
+    before = len(writes(cluster.api))
+    for name, params in ((REAPER, {}), (DESTROY, {"env_name": "payments"}), (NOTIFIER_T, {})):
+        run = run_as_its_account(cluster, name, **params)
+        assert run.returncode != 0, (name, run.output)
+        assert "admission guards are not in force" in run.stderr and guard in run.stderr, (name, run.stderr)
+    assert writes(cluster.api)[before:] == []
+    assert cluster.api.namespace("payments") is not None and cluster.api.namespace("old-env") is not None
+    assert not cluster.api.namespace("payments")["metadata"].get("deletionTimestamp")  # type: ignore[index]
+
+
+def test_seen_8_with_every_guard_in_force_the_reaper_deletes(cluster: Cluster) -> None:
+    environment(cluster.api, "old-env")
+    run = run_as_its_account(cluster, REAPER)
+    assert run.returncode == 0, run.output
+    assert cluster.api.namespace("old-env")["metadata"].get("deletionTimestamp")  # type: ignore[index]
+
+
+def test_seen_8_no_install_reaps_or_destroys_an_installs_own_namespace(cluster: Cluster) -> None:
+    install_blue(cluster.api)
+    # The second install's namespace, labelled as one of this install's expired environments.
+    environment(cluster.api, BLUE_NAMESPACE, **{"app.kubernetes.io/part-of": "envbot"})
+    assert run_as_its_account(cluster, DESTROY, env_name=BLUE_NAMESPACE).returncode != 0
+    run_as_its_account(cluster, REAPER)
+    blue = cluster.api.namespace(BLUE_NAMESPACE)
+    assert blue is not None and not blue["metadata"].get("deletionTimestamp")
+    # And admission refuses the executors, whatever the scripts would do.
+    destroyer = service_account(DESTROY)
+    run = cluster.kubectl(destroyer, "delete", "namespace", BLUE_NAMESPACE, "--wait=false")
+    assert denied(run, "envbot-namespace-ownership"), run.stderr
+    # Nor may an environment be created under the name of an install's namespace.
+    create = run_as_its_account(
+        cluster, "env-create-template", env_name="envbot", service="checkout", expires_at="2999-01-01T00:00:00Z"
+    )
+    assert create.returncode != 0 and "reserved" in create.stderr
