@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Moves an install from the shared Argo namespace (the layout before docs/adr/0006: envbot's
+# templates, accounts, settings and Secret in `argo`) to envbot's own namespace, and removes what
+# the old layout leaves behind. Run it as a cluster admin, after `kubectl apply -k argo/` (which
+# creates the new namespace and everything in it) and before deploying the bot with the new
+# ARGO_NAMESPACE. It is safe to run again: every step checks first (docs/install.md, "Upgrading").
+#
+#   argo/upgrade/to-own-namespace.sh [OLD_NAMESPACE [NEW_NAMESPACE]]     # default: argo envbot-workflows
+#
+# Environments (namespaces) are cluster-scoped and keep their labels: the new executors, with the
+# same instance, go on extending, destroying, warning about and reaping them. Workflows still
+# running in the old namespace must finish first (their pods run as the old accounts), so the
+# script stops, removing nothing, while any is running, and says which.
+set -euo pipefail
+
+old=${1:-argo}
+new=${2:-envbot-workflows}
+say() { printf 'upgrade: %s\n' "$*"; }
+die() { printf 'upgrade: %s\n' "$*" >&2; exit 1; }
+
+kubectl get namespace "$new" -o name >/dev/null \
+  || die "namespace $new does not exist: run 'kubectl apply -k argo/' first"
+
+# 1. No new runs in the old namespace: its CronWorkflows go first.
+kubectl -n "$old" delete cronworkflows.argoproj.io -l app.kubernetes.io/part-of=envbot --ignore-not-found -o name
+
+# 2. The settings, the service profiles and the notice Secret follow, unless already there (a
+#    fresh `kubectl create -f argo/settings/...` in the new namespace wins).
+copy() {  # kind name
+  local json
+  if kubectl -n "$new" get "$1" "$2" -o name >/dev/null 2>&1; then
+    say "$1/$2 already exists in $new: kept as it is"
+    return 0
+  fi
+  if ! json=$(kubectl -n "$old" get "$1" "$2" -o json 2>/dev/null); then
+    say "$1/$2 is not in $old: nothing to copy"
+    return 0
+  fi
+  jq --arg ns "$new" '{apiVersion, kind, type, data, metadata: {name: .metadata.name, namespace: $ns,
+      labels: (.metadata.labels // {})}} | with_entries(select(.value != null))' <<<"$json" \
+    | kubectl create -f - -o name
+}
+copy configmap envbot-settings
+copy configmap envbot-services
+copy secret envbot-slack-notifier
+
+# 3. Wait for the old layout's running workflows: they still need the old accounts.
+running=$(kubectl -n "$old" get workflows.argoproj.io -o name \
+  -l 'app.kubernetes.io/managed-by=envbot,!workflows.argoproj.io/completed')
+if [[ -n $running ]]; then
+  die "envbot workflows are still running in $old: ${running//$'\n'/, }; nothing was removed. Run this again once they have finished"
+fi
+reaper_runs=$(kubectl -n "$old" get workflows.argoproj.io -o name \
+  -l 'workflows.argoproj.io/cron-workflow,!workflows.argoproj.io/completed')
+for run in $reaper_runs; do
+  case $run in
+    */env-reaper-* | */env-notifier-*) die "$run is still running in $old; nothing was removed. Run this again once it has finished" ;;
+  esac
+done
+
+# 4. Prune the old layout by its label, and what older releases left unlabelled by name. The
+#    ClusterRoles and ClusterRoleBindings of the current names were re-pointed at the new
+#    accounts by `kubectl apply -k argo/`; the admission policies keep denying the old names.
+kubectl -n "$old" delete workflowtemplates.argoproj.io,serviceaccounts,roles.rbac.authorization.k8s.io,rolebindings.rbac.authorization.k8s.io,configmaps \
+  -l app.kubernetes.io/part-of=envbot --ignore-not-found -o name
+kubectl -n "$old" delete secret envbot-slack-notifier --ignore-not-found -o name
+kubectl -n "$old" delete serviceaccount envbot-executor --ignore-not-found -o name
+kubectl -n "$old" delete rolebindings.rbac.authorization.k8s.io,roles.rbac.authorization.k8s.io envbot-submitter --ignore-not-found -o name
+kubectl delete clusterrolebindings.rbac.authorization.k8s.io,clusterroles.rbac.authorization.k8s.io envbot-environments --ignore-not-found -o name
+
+say "done: envbot now lives in $new. Deploy the bot with ARGO_NAMESPACE=$new (manifests/bot). The old"
+say "layout's finished Workflows stay in $old as a record until their TTL (21 days) removes them."
