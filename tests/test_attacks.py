@@ -181,13 +181,16 @@ def test_seen_3_only_the_controller_writes_how_a_workflow_ended(cluster: Cluster
     name = ok.stdout.strip().rsplit("/", 1)[1]
     grant(cluster.api, CI, [{"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ALL}], ARGO_NAMESPACE)
     status = json.dumps({"status": {"phase": "Failed", "message": "<!channel> log in at https://evil.example"}})
-    for who in (CI, NOTIFIER):
-        patch = cluster.kubectl(who, "-n", ARGO_NAMESPACE, "patch", "workflow", name, "--type=merge", "-p", status)
-        assert denied(patch, "envbot-workflow-references"), (who, patch.stderr)
-        label = cluster.kubectl(
-            who, "-n", ARGO_NAMESPACE, "label", "workflow", name, "workflows.argoproj.io/completed=true"
-        )
-        assert denied(label, "envbot-workflow-references"), (who, label.stderr)
+    patch = cluster.kubectl(CI, "-n", ARGO_NAMESPACE, "patch", "workflow", name, "--type=merge", "-p", status)
+    assert denied(patch, "envbot-workflow-references"), patch.stderr
+    label = cluster.kubectl(CI, "-n", ARGO_NAMESPACE, "label", "workflow", name, "workflows.argoproj.io/completed=true")
+    assert denied(label, "envbot-workflow-references"), label.stderr
+    # The notifier writes by PUT (RBAC: update); a PUT of the workflow with a status is refused too.
+    read = cluster.kubectl(NOTIFIER, "-n", ARGO_NAMESPACE, "get", "workflow", name, "-o", "json")
+    forged = json.loads(read.stdout) | {"status": {"phase": "Failed"}}
+    forged["metadata"]["labels"]["workflows.argoproj.io/completed"] = "true"
+    replaced = cluster.kubectl(NOTIFIER, "-n", ARGO_NAMESPACE, "replace", "-f", "-", stdin=forged)
+    assert denied(replaced, "envbot-workflow-references"), replaced.stderr
     (stored,) = cluster.api.objects("Workflow", ARGO_NAMESPACE)
     assert "status" not in stored and "workflows.argoproj.io/completed" not in stored["metadata"]["labels"]
     done = cluster.kubectl(CONTROLLER, "-n", ARGO_NAMESPACE, "patch", "workflow", name, "--type=merge", "-p", status)
