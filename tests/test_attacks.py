@@ -356,3 +356,20 @@ def test_seen_8_no_install_reaps_or_destroys_an_installs_own_namespace(cluster: 
         cluster, "env-create-template", env_name="envbot", service="checkout", expires_at="2999-01-01T00:00:00Z"
     )
     assert create.returncode != 0 and "reserved" in create.stderr
+
+
+def test_nobody_but_an_admin_reads_the_notice_secret(cluster: Cluster) -> None:
+    cluster.api.put(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "envbot-slack-notifier", "namespace": ARGO_NAMESPACE},
+            "data": {"bot-token": "eG94Yi10ZXN0"},
+        }
+    )
+    executors = [account(f"envbot-{name}") for name in ("create", "destroy", "extend", "reaper", "notify")]
+    for who in (BOT, CI, CONTROLLER, *executors):
+        run = cluster.kubectl(who, "-n", ARGO_NAMESPACE, "get", "secret", "envbot-slack-notifier", "-o", "json")
+        assert run.returncode != 0 and "Forbidden" in run.stderr and "bot-token" not in run.stdout, who
+        listing = cluster.kubectl(who, "-n", ARGO_NAMESPACE, "get", "secrets", "-o", "json")
+        assert listing.returncode != 0 and "Forbidden" in listing.stderr, who
