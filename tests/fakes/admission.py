@@ -78,6 +78,7 @@ class Request:
     groups: list[str] = field(default_factory=list)
     subresource: str = ""
     dry_run: bool = False
+    gvr: tuple[str, str, str] | None = None  # (group, version, resource) when the kind is not in KINDS
 
     @property
     def name(self) -> str:
@@ -85,7 +86,7 @@ class Request:
 
     @property
     def resource(self) -> tuple[str, str, str]:
-        return KINDS[self.kind]
+        return self.gvr or KINDS[self.kind]
 
 
 @dataclass(frozen=True)

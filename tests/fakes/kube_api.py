@@ -1473,6 +1473,7 @@ class FakeKubeApi:
             namespace_object=namespace_object,
             groups=list(identity.groups),
             dry_run=dry_run,
+            gvr=(resource.group, resource.version, resource.plural),
         )
         refused = self._admission.review(request, policies, bindings)
         if refused is not None:
