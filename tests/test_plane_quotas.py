@@ -247,7 +247,9 @@ def test_100_racing_creates_from_one_user_on_two_replicas_give_exactly_the_quota
     refused = [w for w in workflows if w["status"]["phase"] == "Failed"]
     assert len(succeeded) == 3
     for workflow in refused:  # the plane's refusal carries the reason the failure notice and status show
-        (node,) = workflow["status"]["nodes"].values()
+        # The create step failed; the steps after it (deploying the service) never ran.
+        (node,) = [n for n in workflow["status"]["nodes"].values() if n["type"] == "Pod"]
+        assert node["phase"] == "Failed" and node["displayName"] == "create"
         assert node["message"].startswith("envbot: user U111AAA already has 3 live environments (limit 3): ")
     assert cluster.locks.never_shared()
     # Every request got exactly one plain answer: submitted, or the bot's own friendly refusal.

@@ -153,9 +153,17 @@ class Controller:
                 self.argo.set_phase(name, "Succeeded")
             else:  # the step's message is the script's `envbot: ...` line (its termination message)
                 reason = [line for line in run.stderr.splitlines() if line.startswith("envbot: ")]
-                self.argo.set_phase(name, "Failed", node_message=(reason or [run.stderr.strip()])[-1])
+                message = (reason or [run.stderr.strip()])[-1]
+                self.argo.set_phase(name, "Failed", node_message=message, failed_step=_first_step_name())
             limits = self.folder / "pods" / name / "envbot-limits.json"  # the step's output parameter file
             self.argo.set_outputs(name, {"limits": limits.read_text() if limits.exists() else ""})
+
+
+def _first_step_name() -> str:
+    """The name of the create entrypoint's first step: the one this controller runs."""
+    spec = template(CREATE)["spec"]
+    (entry,) = [t for t in spec["templates"] if t["name"] == spec["entrypoint"]]
+    return str(entry["steps"][0][0]["name"]) if "steps" in entry else ""
 
 
 def _is_create(workflow: dict[str, Any]) -> bool:

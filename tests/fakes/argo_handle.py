@@ -113,9 +113,11 @@ class FakeArgo:
         *,
         namespace: str | None = None,
         at: datetime | str | None = None,
+        failed_step: str | None = None,
     ) -> Workflow:
         """Do what the controller does when workflow `name` reaches `phase` (at `at`, default the fake's
-        clock). A finished workflow never changes again, so that raises ValueError."""
+        clock; a steps workflow fails at `failed_step`, default its last). A finished workflow never
+        changes again, so that raises ValueError."""
         store = Store(self.state)
         try:
             with store.write():
@@ -131,6 +133,7 @@ class FakeArgo:
                     message=message,
                     node_message=node_message,
                     outputs=self.config().get("outputs"),
+                    failed_step=failed_step,
                 )
                 workflow["metadata"]["resourceVersion"] = store.resource_version()
                 store.replace(workflow)

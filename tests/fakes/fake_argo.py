@@ -348,6 +348,7 @@ def reconcile(
     message: str | None = None,
     node_message: str | None = None,
     outputs: dict[str, dict[str, str]] | None = None,
+    failed_step: str | None = None,
 ) -> Workflow:
     """The workflow controller's view of a one-step workflow moving to `phase` at `at`: the phase and
     completed labels, workflowMetadata labels and the stored template spec on its first pass,
@@ -393,7 +394,9 @@ def reconcile(
         status["nodes"] = {meta["name"]: _pod_node(workflow, spec, phase, started, finished, node_message)}
         steps = _steps(workflow, spec)
         if steps:
-            status["nodes"] = _step_nodes(workflow, spec, steps, phase, started, finished, node_message, outputs)
+            status["nodes"] = _step_nodes(
+                workflow, spec, steps, phase, started, finished, node_message, outputs, failed_step
+            )
         running = [{"status": "True" if phase == "Running" else "False", "type": "PodRunning"}]
         status["conditions"] = running + ([{"status": "True", "type": "Completed"}] if phase in FINAL else [])
     if stored:
@@ -418,21 +421,25 @@ def _step_nodes(
     finished: str | None,
     message: str | None,
     outputs: dict[str, dict[str, str]] | None,
+    failed_step: str | None = None,
 ) -> dict[str, Any]:
     """A steps entrypoint: a Steps root node and one Pod node per step. Running: the first step runs;
-    Failed/Error: the last step failed after the others succeeded; each pod's outputs come from
-    `outputs` (step template name -> output parameters), as the executor reports them."""
+    Failed/Error: `failed_step` (default the last step) failed after the ones before it succeeded, and
+    the steps after it never ran (Argo stops a steps sequence at its first failure); each pod's
+    outputs come from `outputs` (step template name -> output parameters), as the executor reports them."""
     name = workflow["metadata"]["name"]
     entrypoint = workflow["spec"].get("entrypoint") or spec.get("entrypoint") or ""
     root = {"id": name, "name": name, "displayName": name, "type": "Steps", "templateName": entrypoint}
     root |= {"phase": phase, "startedAt": started, "finishedAt": finished, "children": []}
     nodes: dict[str, Any] = {name: root}
+    names = [step["name"] for step in steps]
+    failing = names.index(failed_step) if failed_step in names else len(steps) - 1
     for index, step in enumerate(steps):
         template = step.get("template") or (step.get("templateRef") or {}).get("template", "")
         if phase == "Running":
             state = "Running" if index == 0 else None
         elif phase in ("Failed", "Error"):
-            state = phase if index == len(steps) - 1 else "Succeeded"
+            state = phase if index == failing else ("Succeeded" if index < failing else None)
         else:
             state = phase
         if state is None:
