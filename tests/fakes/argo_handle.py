@@ -118,41 +118,42 @@ class FakeArgo:
         """Do what the controller does when workflow `name` reaches `phase` (at `at`, default the fake's
         clock; a steps workflow fails at `failed_step`, default its last). A finished workflow never
         changes again, so that raises ValueError."""
-        store = Store(self.state)
-        try:
-            with store.write():
-                workflow = store.get(namespace or self._namespace(), name)
-                if workflow is None:
-                    raise KeyError(f"no workflow {name}")
-                template = self._template(workflow["spec"].get("workflowTemplateRef", {}).get("name", ""))
-                fake_argo.reconcile(
-                    workflow,
-                    phase,
-                    self._when(at),
-                    template=template,
-                    message=message,
-                    node_message=node_message,
-                    outputs=self.config().get("outputs"),
-                    failed_step=failed_step,
-                )
-                workflow["metadata"]["resourceVersion"] = store.resource_version()
-                store.replace(workflow)
-        finally:
-            store.close()
-        return workflow
+
+        def advance(workflow: Workflow) -> None:
+            template = self._template(workflow["spec"].get("workflowTemplateRef", {}).get("name", ""))
+            fake_argo.reconcile(
+                workflow,
+                phase,
+                self._when(at),
+                template=template,
+                message=message,
+                node_message=node_message,
+                outputs=self.config().get("outputs"),
+                failed_step=failed_step,
+            )
+
+        return self._update(name, namespace, advance)
 
     def set_outputs(self, name: str, parameters: Mapping[str, str], *, namespace: str | None = None) -> Workflow:
         """Record the output parameters of a workflow's first step (its first Pod node; the only node of a
         one-step workflow), as the executor reports them."""
+
+        def record(workflow: Workflow) -> None:
+            nodes = list(workflow["status"]["nodes"].values())
+            node = next((n for n in nodes if n.get("type") == "Pod"), nodes[0])
+            node.setdefault("outputs", {})["parameters"] = [{"name": k, "value": v} for k, v in parameters.items()]
+
+        return self._update(name, namespace, record)
+
+    def _update(self, name: str, namespace: str | None, change: Callable[[Workflow], None]) -> Workflow:
+        """Change one stored workflow under the store's write lock, as one API update (a new resourceVersion)."""
         store = Store(self.state)
         try:
             with store.write():
                 workflow = store.get(namespace or self._namespace(), name)
                 if workflow is None:
                     raise KeyError(f"no workflow {name}")
-                nodes = list(workflow["status"]["nodes"].values())
-                node = next((n for n in nodes if n.get("type") == "Pod"), nodes[0])
-                node.setdefault("outputs", {})["parameters"] = [{"name": k, "value": v} for k, v in parameters.items()]
+                change(workflow)
                 workflow["metadata"]["resourceVersion"] = store.resource_version()
                 store.replace(workflow)
         finally:
