@@ -4,6 +4,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 import time
 import urllib.error
 import urllib.request
@@ -235,6 +236,16 @@ def socket_bot(fake_argo: FakeArgo, fake_slack: FakeSlack) -> Iterator[tuple[Run
     yield runtime, server
     runtime.stop()
     server.stop()
+
+
+def keep_extend_records_three_days(fake_argo: FakeArgo, folder: Path) -> None:
+    """Install templates in `fake_argo` whose failed extends are kept 3 days: shorter than environments
+    may live, so the record-retention check must stop creates."""
+    templates = folder / "templates"
+    shutil.copytree(ROOT / "argo/workflowtemplates", templates)
+    extend = templates / "env-extend-template.yaml"
+    extend.write_text(re.sub(r"secondsAfterFailure: \d+", "secondsAfterFailure: 259200", extend.read_text()))
+    fake_argo.configure(templates_dir=str(templates))
 
 
 def alive(pid: int) -> bool:

@@ -3,7 +3,6 @@ the fake argo. History is read from Argo, scoped by labels, and folded from line
 
 import json
 import re
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,15 @@ import pytest
 import yaml
 from freezegun import freeze_time
 
-from tests.conftest import ROOT, FakeArgo, HttpBot, argv_labels, argv_params, button, operator_detail
+from tests.conftest import (
+    FakeArgo,
+    HttpBot,
+    argv_labels,
+    argv_params,
+    button,
+    keep_extend_records_three_days,
+    operator_detail,
+)
 from tests.execution_plane import ARGO_NAMESPACE
 
 T0 = datetime(2026, 11, 28, 11, tzinfo=UTC)
@@ -266,11 +273,7 @@ def test_a_create_costs_two_argo_calls_whatever_the_history(bot: HttpBot, fake_a
 def test_records_that_would_not_outlive_their_environments_stop_creates(
     http_bot_factory: Any, fake_argo: FakeArgo, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    templates = tmp_path / "templates"
-    shutil.copytree(ROOT / "argo/workflowtemplates", templates)
-    extend = templates / "env-extend-template.yaml"
-    extend.write_text(re.sub(r"secondsAfterFailure: \d+", "secondsAfterFailure: 259200", extend.read_text()))
-    fake_argo.configure(templates_dir=str(templates))
+    keep_extend_records_three_days(fake_argo, tmp_path)
     bot = http_bot_factory()
     reply = run(bot, "create checkout", user=A)
     assert "Nothing was created." in reply["text"]

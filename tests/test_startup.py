@@ -1,15 +1,13 @@
 """`envbot serve` start-up: the port opens before anything slow; /readyz waits for the verified templates."""
 
 import os
-import re
-import shutil
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from tests.conftest import BOT_TOKEN, ROOT, SIGNING_SECRET, http_request
+from tests.conftest import BOT_TOKEN, SIGNING_SECRET, http_request, keep_extend_records_three_days
 from tests.fakes.argo_handle import FakeArgo
 from tests.fakes.slack_api import FakeSlack
 
@@ -70,11 +68,7 @@ def test_the_port_opens_while_the_templates_are_unreadable_and_ready_follows_the
 def test_templates_that_would_lose_records_stop_the_bot_after_the_port_opened(
     tmp_path: Path, fake_argo: FakeArgo, fake_slack: FakeSlack
 ) -> None:
-    templates = tmp_path / "templates"
-    shutil.copytree(ROOT / "argo/workflowtemplates", templates)
-    extend = templates / "env-extend-template.yaml"
-    extend.write_text(re.sub(r"secondsAfterFailure: \d+", "secondsAfterFailure: 259200", extend.read_text()))
-    fake_argo.configure(templates_dir=str(templates))
+    keep_extend_records_three_days(fake_argo, tmp_path)
     proc, _ = serve(tmp_path, fake_argo, fake_slack)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2
