@@ -12,6 +12,7 @@ script then runs under bash as its template's service account (a template-level
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -23,6 +24,7 @@ from typing import Any
 import yaml
 
 from tests.conftest import ROOT
+from tests.fakes.rbac import Attributes, Identity, authorized
 
 ARGO_NAMESPACE = "envbot-workflows"  # the settings default: envbot's own namespace (ADR 0006)
 CREATE = "env-create-template"
@@ -194,37 +196,13 @@ def run_script(rendered: Rendered, folder: Path, base_env: dict[str, str], timeo
     return Run(result.returncode, result.stdout, result.stderr)
 
 
-def rbac_rules(account: str) -> set[tuple[str, str, str, str]]:
-    """(namespace or "*", apiGroup, resource, verb) granted to `system:serviceaccount:argo:<account>`:
-    "*" through ClusterRoleBindings, ARGO_NAMESPACE through RoleBindings there."""
-    docs = [doc for path in sorted((ROOT / "argo/rbac").glob("*.yaml")) for doc in documents(path)]
-    roles = {(d["kind"], d["metadata"]["name"]): d for d in docs if d["kind"] in ("ClusterRole", "Role")}
-    granted = set()
-    subject = {"kind": "ServiceAccount", "name": account, "namespace": ARGO_NAMESPACE}
-    for binding in (d for d in docs if d["kind"] in ("ClusterRoleBinding", "RoleBinding")):
-        if subject in binding["subjects"]:
-            where = "*" if binding["kind"] == "ClusterRoleBinding" else binding["metadata"]["namespace"]
-            role = roles[(binding["roleRef"]["kind"], binding["roleRef"]["name"])]
-            for rule in role["rules"]:
-                granted |= {
-                    (where, g, r, v) for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]
-                }
-    return granted
+@functools.cache
+def _argo_rbac() -> tuple[dict[str, Any], ...]:
+    return tuple(doc for path in sorted((ROOT / "argo/rbac").glob("*.yaml")) for doc in documents(path))
 
 
-def needed(method: str, path: str, query: dict[str, str]) -> tuple[str, str, str, str] | None:
-    """The RBAC check the API server makes for a request, (namespace or "*", group, resource, verb);
-    None for discovery."""
-    match = re.fullmatch(r"/(?:api/v1|apis/([^/]+)/[^/]+)(?:/namespaces/([^/]+))?/([a-z]+)(?:/([^/]+))?", path)
-    if match is None:
-        return None
-    group, namespace, resource, name = match.group(1) or "", match.group(2), match.group(3), match.group(4)
-    verbs = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
-    verb = verbs.get(method) or ("get" if name else "watch" if query.get("watch") else "list")
-    return namespace or "*", group, resource, verb
-
-
-def allowed(account: str, request: tuple[str, str, str, str]) -> bool:
-    namespace, group, resource, verb = request
-    granted = rbac_rules(account)
-    return ("*", group, resource, verb) in granted or (namespace != "*" and request in granted)
+def allowed(account: str, attributes: Attributes) -> bool:
+    """Whether argo/rbac alone grants envbot's service account `account` a request (its attributes
+    from FakeKubeApi.attributes), judged by the stand-in's own RBAC evaluator (tests/fakes/rbac.py)."""
+    identity = Identity.of(f"system:serviceaccount:{ARGO_NAMESPACE}:{account}")
+    return authorized(identity, attributes, _argo_rbac())

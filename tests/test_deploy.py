@@ -23,7 +23,6 @@ from tests.execution_plane import (
     Run,
     allowed,
     documents,
-    needed,
     render,
     run_script,
     service_account,
@@ -172,15 +171,14 @@ def test_the_deployer_acts_only_inside_the_environment_through_its_rolebinding(c
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "envbot-deployer", "namespace": deployer.split(":")[2]}
     ]
-    made = [r for r in cluster.api.requests if r.user == deployer and needed(r.method, r.path, r.query)]
+    made = [
+        (r, a)
+        for r in cluster.api.requests
+        if r.user == deployer and (a := cluster.api.attributes(r.method, r.path, r.query))
+    ]
     assert made, "the deployer made no requests"
-    for request in made:
-        namespace, group, resource, verb = need = needed(request.method, request.path, request.query) or (
-            "",
-            "",
-            "",
-            "",
-        )
+    for request, need in made:
+        namespace, group, resource, verb = need.namespace, need.group, need.resource, need.verb
         if resource == "namespaces":
             assert (verb, request.path) == ("get", f"/api/v1/namespaces/{ENV}") and allowed("envbot-deployer", need)
             continue

@@ -31,7 +31,6 @@ from tests.execution_plane import (
     Run,
     allowed,
     documents,
-    needed,
     render,
     run_script,
     script_of,
@@ -732,6 +731,6 @@ def test_seen_8_each_template_uses_only_the_rights_of_its_own_service_account(pl
             settings = SETTINGS | {"reaper_dry_run": "false"}
             assert plane.run(name, settings, **params).returncode == 0
             account = template(name)["spec"]["serviceAccountName"]
-            used = {needed(r.method, r.path, r.query) for r in plane.api.requests[start:]} - {None}
+            used = {plane.api.attributes(r.method, r.path, r.query) for r in plane.api.requests[start:]} - {None}
             assert {r.user for r in plane.api.requests[start:]} == {service_account(name)}
             assert all(allowed(account, u) for u in used), (name, [u for u in used if not allowed(account, u)])

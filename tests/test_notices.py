@@ -35,7 +35,6 @@ from tests.execution_plane import (
     Run,
     allowed,
     argo_failures,
-    needed,
     render,
     run_script,
     service_account,
@@ -1058,7 +1057,7 @@ def test_the_notifier_uses_only_its_own_rights(plane: Plane, api: FakeKubeApi) -
     assert len(plane.posted()) == 3
     requests = [r for r in api.requests[start:] if r.user]
     assert {r.user for r in requests} == {f"system:serviceaccount:{ARGO_NAMESPACE}:envbot-notify"}
-    used = {needed(r.method, r.path, r.query) for r in requests} - {None}
+    used = {api.attributes(r.method, r.path, r.query) for r in requests} - {None}
     assert used and all(allowed("envbot-notify", u) for u in used), [u for u in used if not allowed("envbot-notify", u)]
     # What it wrote: only its notice label/annotation on workflows, its warning record on namespaces.
     for r in requests:

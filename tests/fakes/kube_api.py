@@ -1055,6 +1055,19 @@ class _Target:
     subresource: str | None
 
 
+def _attributes(target: _Target, method: str, query: dict[str, str]) -> Attributes:
+    resource, name = target.resource, target.name or ""
+    if method == "GET":
+        verb = "get" if name else "watch" if query.get("watch") in ("true", "1") else "list"
+    elif method == "DELETE":
+        verb = "delete" if name else "deletecollection"
+    else:
+        verb = {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(method, method.lower())
+    # RequestInfo: a request on namespaces/X is "in the namespace X".
+    namespace = target.namespace or (name if resource is NAMESPACES else "")
+    return Attributes(verb, resource.group, resource.plural, namespace or "", name, target.subresource or "")
+
+
 class FakeKubeApi:
     """An in-memory API server that the real kubectl can talk to. Thread-safe.
 
@@ -1420,26 +1433,23 @@ class FakeKubeApi:
         self._run_after(method, path)
         _send(handler, reply)
 
+    def attributes(self, method: str, path: str, query: dict[str, str]) -> Attributes | None:
+        """What RBAC is asked for a request (None for discovery, /version and OpenAPI, open to every
+        caller), as the apiserver's RequestInfo derives it."""
+        target = self._route(path)
+        return None if target is None else _attributes(target, method, query)
+
     def _authorize(self, method: str, path: str, query: dict[str, str], identity: Identity) -> ApiError | None:
-        """RBAC for a resource request (discovery, /version and OpenAPI are open to every caller)."""
+        """RBAC for a resource request, judged by tests/fakes/rbac.py from the RBAC objects stored here."""
         target = self._route(path)
         if target is None:
             return None
-        resource, name = target.resource, target.name or ""
-        if method == "GET":
-            verb = "get" if name else "watch" if query.get("watch") in ("true", "1") else "list"
-        elif method == "DELETE":
-            verb = "delete" if name else "deletecollection"
-        else:
-            verb = {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(method, method.lower())
-        # RequestInfo: a request on namespaces/X is "in the namespace X".
-        namespace = target.namespace or (name if resource is NAMESPACES else "")
-        attributes = Attributes(verb, resource.group, resource.plural, namespace or "", name, target.subresource or "")
+        attributes = _attributes(target, method, query)
         with self._cond:
             rbac = [o for (res, _, _), o in self._store.items() if res.group == "rbac.authorization.k8s.io"]
         if authorized(identity, attributes, rbac):
             return None
-        return forbidden(resource, name, denial(identity, attributes))
+        return forbidden(target.resource, attributes.name, denial(identity, attributes))
 
     def _admit(
         self,
