@@ -13,6 +13,7 @@ import json
 import re
 import secrets
 import stat
+import subprocess
 import sys
 import threading
 import time
@@ -24,6 +25,7 @@ from typing import Any
 import pytest
 
 from slackbot.slack.blocks import Click, click_from_value
+from tests.conftest import ROOT
 from tests.execution_plane import (
     ARGO_NAMESPACE,
     CREATE,
@@ -41,7 +43,7 @@ from tests.execution_plane import (
     template,
 )
 from tests.fakes.cluster import install
-from tests.fakes.kube_api import FakeKubeApi, kubectl_env
+from tests.fakes.kube_api import DEFAULT_USER, FakeKubeApi, kubectl_env, kubectl_path
 from tests.fakes.slack_api import FakeSlack
 
 CHANNEL = "C111AAA"
@@ -457,7 +459,7 @@ def test_a_long_retry_after_is_obeyed_across_sweeps(plane: Plane) -> None:
     assert len(plane.slack.requests(POST)) == 1  # still rate-limited: not even tried
     plane.advance(301)
     plane.sweep()
-    assert len(plane.posted()) == 1 and plane.notice(workflow)[0] == "sent"
+    assert len(plane.posted()) == 1 and plane.notice(workflow)[0] == "sent", plane.runs[-1].output
 
 
 def test_slack_refusing_the_message_for_good_is_recorded_and_not_retried(plane: Plane) -> None:
@@ -958,7 +960,7 @@ def test_a_sweep_that_loses_the_race_for_a_workflow_notice_posts_nothing(plane: 
     api.after("GET", listing, lambda _: other.append(plane.sweep(folder="other")), times=1)
     run = plane.sweep()
     assert run.returncode == 0 and other[0].returncode == 0, run.output + other[0].output
-    assert len(plane.posted()) == 1 and plane.notice(workflow)[0] == "sent"
+    assert len(plane.posted()) == 1 and plane.notice(workflow)[0] == "sent", plane.runs[-1].output
     claims = [r.status for r in api.requests if r.method == "PUT" and re.fullmatch(path, r.path)]
     assert claims == [200, 200, 409]
 
@@ -979,7 +981,7 @@ def test_an_exit_handler_and_a_sweep_never_both_send(plane: Plane, api: FakeKube
     path = rf"^/apis/argoproj.io/v1alpha1/namespaces/{ARGO_NAMESPACE}/workflows/{workflow}$"
     api.after("PUT", path, lambda _: other.append(plane.exit_handler(CREATE, workflow)), times=1)
     plane.sweep()
-    assert len(plane.posted()) == 1 and plane.notice(workflow)[0] == "sent"
+    assert len(plane.posted()) == 1 and plane.notice(workflow)[0] == "sent", plane.runs[-1].output
     assert f"notice for {workflow}: busy" in other[0].stdout
 
 
@@ -1214,3 +1216,60 @@ def test_a_deploy_that_succeeded_says_what_runs_now(plane: Plane) -> None:
     assert (
         message["text"] == f":rocket: `{ENV}` was deployed. It runs `1.5.0`. Open <https://{ENV}.preview.example.com>."
     )
+
+
+# --- guards that check themselves (issue 14) --------------------------------------------------------
+
+DEPLOY = "env-deploy-template"
+
+
+def exit_handler_params(plane: Plane, name: str) -> dict[str, str]:
+    base = {"env_name": ENV, "requested_by": OWNER, "slack_channel": CHANNEL}
+    if name == CREATE:
+        return create_params(plane)
+    if name == EXTEND:
+        expiry = rfc3339(plane.now() + 6 * HOUR)
+        return base | {"expires_at": expiry, "warn_before": "3600", "extend_choices": "2h", "latest_expiry": ""}
+    if name == DEPLOY:
+        return base | {"service": "checkout", "version": "1.5.0"}
+    return base
+
+
+def admin_kubectl(plane: Plane, *args: str) -> None:
+    env = kubectl_env(plane.api, plane.folder / "admin", user=DEFAULT_USER)
+    done = subprocess.run([str(kubectl_path()), *args], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("name", [CREATE, EXTEND, DESTROY, DEPLOY])
+@pytest.mark.parametrize(
+    ("guard", "breaking"),
+    [
+        ("envbot-slack-token", ("delete", "validatingadmissionpolicybinding", "envbot-slack-token")),
+        (
+            "envbot-workflow-references",
+            ("patch", "validatingadmissionpolicy", "envbot-workflow-references", "--type=merge", "-p",
+             '{"spec": {"failurePolicy": "Ignore"}}'),
+        ),
+    ],
+)  # fmt: skip
+def test_without_its_guards_an_exit_handler_posts_nothing_writes_nothing_and_says_what_is_missing(
+    plane: Plane, name: str, guard: str, breaking: tuple[str, ...]
+) -> None:
+    workflow = plane.workflow(name, exit_handler_params(plane, name))
+    admin_kubectl(plane, *breaking)
+    before = len(plane.api.requests)
+    run = plane.exit_handler(name, workflow)  # exits 0: the workflow's outcome is not the notice's to change
+    assert "admission guards are not in force" in run.stderr and guard in run.stderr, run.output
+    assert f"refusing to send or record the notice for {workflow}" in run.stderr
+    assert "the notice was not sent" in run.stdout
+    assert plane.slack.received == [] and plane.curl_calls() == []  # the token went nowhere
+    assert [r for r in plane.api.requests[before:] if r.method != "GET"] == []
+    assert plane.notice(workflow)[0] is None  # not marked: nothing is lost
+    # Once the guards are back, the sweep announces it.
+    policy = str(ROOT / "argo/admission" / f"{guard.removeprefix('envbot-')}.yaml")
+    admin_kubectl(plane, "delete", "--ignore-not-found", "-f", policy)
+    admin_kubectl(plane, "create", "-f", policy)
+    plane.end(workflow, ago=600)  # past the exit handler's grace
+    plane.sweep()
+    assert len(plane.posted()) == 1 and plane.notice(workflow)[0] == "sent", plane.runs[-1].output
