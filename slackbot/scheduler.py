@@ -39,7 +39,11 @@ class _Job:
 
 class Scheduler:
     def __init__(self, size: int, name: str = "envbot-work") -> None:
-        self._cond = threading.Condition()
+        # One lock, two conditions: a new job wakes one idle worker, not all of them (each wake-up is a
+        # thread switch and a turn at the GIL); `_cond` wakes those waiting for the queue to drain.
+        lock = threading.RLock()
+        self._cond = threading.Condition(lock)
+        self._work = threading.Condition(lock)
         self._pending: list[_Job] = []
         self._held: set[str] = set()
         self._turns = 0
@@ -62,7 +66,7 @@ class Scheduler:
                 return False
             self._pending.append(_Job(frozenset(keys), work, deliver))
             metrics.QUEUE_DEPTH.set(len(self._pending))
-            self._cond.notify_all()
+            self._work.notify()
         return True
 
     def depth(self) -> tuple[int, int]:
@@ -77,12 +81,12 @@ class Scheduler:
         deadline = time.monotonic() + grace
         with self._cond:
             self._accepting = False
-            self._cond.notify_all()
+            self._work.notify_all()
             while (self._running or self._pending) and time.monotonic() < deadline:
                 self._cond.wait(deadline - time.monotonic())
             unstarted, self._pending = self._pending, []
             metrics.QUEUE_DEPTH.set(0)
-            self._cond.notify_all()
+            self._work.notify_all()
             running = self._running
         for job in unstarted:
             _deliver(job.deliver, RESTARTING)
@@ -98,7 +102,7 @@ class Scheduler:
             self._accepting = False
             unstarted, self._pending = self._pending, []
             metrics.QUEUE_DEPTH.set(0)
-            self._cond.notify_all()
+            self._work.notify_all()
         interrupt()
         started = time.monotonic()
         deadline = started + budget
@@ -140,7 +144,7 @@ class Scheduler:
                 while job is None:
                     if not self._accepting and not self._pending:
                         return
-                    self._cond.wait()
+                    self._work.wait()
                     job = self._next()
                 self._held |= job.keys
                 self._running += 1
@@ -157,6 +161,8 @@ class Scheduler:
                     self._running -= 1
                     self._active.remove(job)
                     metrics.WORKERS_BUSY.set(self._running)
+                    if self._pending:  # its keys may free queued jobs; this worker takes one, others the rest
+                        self._work.notify_all()
                     self._cond.notify_all()
 
     def _next(self) -> _Job | None:

@@ -1,6 +1,6 @@
 """`/env create`: catalog and TTL rules at once; name, quotas and submit as one step per user."""
 
-from collections.abc import Iterable
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -154,7 +154,9 @@ def _check_name_free(existing: Environment | None, now: datetime) -> None:
         raise PolicyDenied(f"`{existing.name}` is still being destroyed{owner}; try again shortly.")
 
 
-def _check_quota(what: str, limit: int, envs: Iterable[Environment], now: datetime) -> None:
+def _check_quota(what: str, limit: int, envs: Collection[Environment], now: datetime) -> None:
+    if len(envs) < limit:
+        return  # fewer environments than the limit, live or not: no need to ask each whether it is live
     live = [env for env in envs if env.is_live(now)]
     if len(live) >= limit:
         listed = ", ".join(f"`{env.name}`" for env in sorted(live, key=lambda env: env.name))
