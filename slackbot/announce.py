@@ -25,11 +25,13 @@ class MessageRef(BaseModel):
 
 
 class AnnounceFailed(EnvbotError):
-    """Slack did not take the message. `code` is Slack's error (`not_in_channel`, …) or `unreachable`."""
+    """Slack did not take the message. `code` is Slack's error (`not_in_channel`, …) or `unreachable`;
+    `retry_after` is Slack's Retry-After (seconds) when it rate-limited the call."""
 
-    def __init__(self, code: str) -> None:
+    def __init__(self, code: str, retry_after: float | None = None) -> None:
         super().__init__(f"Slack did not take the message ({code})")
         self.code = code
+        self.retry_after = retry_after
 
     @property
     def not_a_member(self) -> bool:

@@ -32,6 +32,7 @@ from slackbot.policy import Policy
 from slackbot.recent import RecentKeys
 from slackbot.replies import Links, Reply
 from slackbot.retention import RecordRetention
+from slackbot.roots import RootKeeper
 from slackbot.spec import Actor
 from slackbot.usecases import create, deploy, destroy, extend, listing, status
 from slackbot.usecases.common import Intake, Invocation, Services, Source
@@ -70,6 +71,12 @@ class EnvBot:
             announcer=announcer,
         )
         self._seen = RecentKeys(DUPLICATE_WINDOW)
+        # Environments' channel messages the plane leaves alone (notices off) are kept by the bot, from
+        # the view's refreshes (slackbot/roots.py, docs/adr/0009).
+        self.roots: RootKeeper | None = None
+        if announcer is not None and self.services.view.enabled:
+            self.roots = RootKeeper(announcer, self.services.buttons, clock)
+            self.services.view.watch(self.roots.observe)
 
     @property
     def policy(self) -> Policy:

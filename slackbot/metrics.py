@@ -31,6 +31,10 @@ GROUP_LOOKUPS = Counter(
 DUPLICATES = Counter("envbot_duplicates_ignored", "Replayed requests and double clicks that were not processed again.")
 VIEW_AGE = Gauge("envbot_view_age_seconds", "Seconds since the view of environments was last read from Argo.")
 VIEW_REFRESH_FAILURES = Counter("envbot_view_refresh_failures", "Reads of the view of environments that failed.")
+ROOT_UPDATES = Counter(
+    "envbot_root_updates", "Environments' channel messages the bot updated (notices off), by result.", ["result"]
+)
+ROOTS_QUEUED = Gauge("envbot_root_updates_queued", "Environments' channel messages waiting for an update.")
 BUILD = Info("envbot_build", "envbot version.")
 BUILD.info({"version": __version__})
 

@@ -39,6 +39,11 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
+class FailedStep(_Frozen):
+    name: str
+    message: str
+
+
 class WorkflowRecord(_Frozen):
     """One past submission, as the execution plane remembers it (labels, parameters, phase)."""
 
@@ -61,6 +66,10 @@ class WorkflowRecord(_Frozen):
     requested_version: str | None = None  # create/deploy: what was asked for (`1.4.2`, `ref x`, `PR 1`)
     version: str | None = None  # create/deploy: what the deploy step reports it deployed
     url: str | None = None  # create/deploy: where the deployed service answers
+    # The execution plane's envbot.dev/notice label (ADR 0005): `skipped` means it announced nothing
+    # (notices off), so the bot keeps the environment's channel message (slackbot/roots.py, ADR 0009).
+    notice: str | None = None
+    failed_step: FailedStep | None = None  # a failed workflow: the step that failed, and why
 
     @property
     def failed(self) -> bool:
@@ -76,11 +85,6 @@ class Submission(_Frozen):
     workflow_name: str
     dry_run: bool = False
     earlier: WorkflowRecord | None = None
-
-
-class FailedStep(_Frozen):
-    name: str
-    message: str
 
 
 class WorkflowDetail(_Frozen):

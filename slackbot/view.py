@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 
 from slackbot import metrics
@@ -103,6 +103,7 @@ class EnvironmentView:
         self._stop = threading.Event()
         self._loaded = threading.Event()
         self._thread: threading.Thread | None = None
+        self._watchers: list[Callable[[Mapping[str, Environment]], None]] = []
 
     @property
     def enabled(self) -> bool:
@@ -135,7 +136,17 @@ class EnvironmentView:
             for _, record in self._own:
                 known.add(record)
             self._known, self._loaded_at = known, started
+            envs = dict(known.envs) if self._watchers else {}
         self._loaded.set()
+        for watcher in self._watchers:
+            try:
+                watcher(envs)
+            except Exception:  # a watcher's bug must not stop the refresher that creates rely on
+                log.exception("a watcher of the view of environments failed")
+
+    def watch(self, watcher: Callable[[Mapping[str, Environment]], None]) -> None:
+        """Call `watcher` with every environment after each good read (on the refresher's thread)."""
+        self._watchers.append(watcher)
 
     def wait_loaded(self, timeout: float) -> bool:
         """True once a read has succeeded (for start-up reporting and benchmarks)."""

@@ -16,6 +16,7 @@ LABEL_INCARNATION = "envbot.dev/create-workflow"  # extend/destroy: the create t
 LABEL_AFTER = "envbot.dev/after"  # the workflow this one followed in the environment's history
 LABEL_EXPIRES = "envbot.dev/expires"  # create/extend: the expiry they set, in epoch seconds
 LABEL_REQUEST = "envbot.dev/request"  # the key of the Slack request that submitted it (docs/adr/0011)
+LABEL_NOTICE = "envbot.dev/notice"  # written by the execution plane once it settled the workflow's notice
 
 _LABEL_VALUE = re.compile(r"(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
 

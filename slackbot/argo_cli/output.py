@@ -16,6 +16,7 @@ from slackbot.argo_cli.labels import (
     LABEL_ENV,
     LABEL_EXPIRES,
     LABEL_INCARNATION,
+    LABEL_NOTICE,
     LABEL_OWNER,
     LABEL_REQUEST,
     LABEL_REQUESTED_BY,
@@ -119,6 +120,8 @@ def workflow_record(item: dict[str, Any]) -> WorkflowRecord | None:
         requested_version=_requested(params) if action in ("create", "deploy") else None,
         version=_reported(status, "version", _VERSION),
         url=_reported(status, "url", _URL),
+        notice=_notice(labels.get(LABEL_NOTICE)),
+        failed_step=failed_step(item) if status.get("phase") in ("Failed", "Error") else None,
     )
 
 
@@ -148,21 +151,25 @@ def _reported(status: dict[str, Any], name: str, shape: re.Pattern[str]) -> str 
 
 def workflow_detail(item: dict[str, Any]) -> WorkflowDetail:
     """One workflow from `argo get -o json`, with the step that failed (the earliest failed pod)."""
+    return WorkflowDetail(record=workflow_record(item), failed_step=failed_step(item))
+
+
+def failed_step(item: dict[str, Any]) -> FailedStep | None:
+    """The step that failed (the earliest failed pod) and its message; None unless the workflow failed."""
     status = _dict(item.get("status"))
     nodes = [n for n in _dict(status.get("nodes")).values() if isinstance(n, dict)]
     failed = [n for n in nodes if n.get("phase") in ("Failed", "Error") and n.get("type") in ("Pod", "Retry", None)]
     failed.sort(key=lambda n: str(n.get("finishedAt") or n.get("startedAt") or ""))
-    step = None
     if failed:
         node = failed[0]
         # A one-step workflow's pod is its root node, whose display name is the workflow's own name.
         display = node.get("displayName")
         root = display == _dict(item.get("metadata")).get("name")
         name = str((node.get("templateName") if root else display) or node.get("templateName") or "?")
-        step = FailedStep(name=name, message=str(node.get("message") or status.get("message") or "no message"))
-    elif status.get("phase") in ("Failed", "Error"):
-        step = FailedStep(name="workflow", message=str(status.get("message") or "no message"))
-    return WorkflowDetail(record=workflow_record(item), failed_step=step)
+        return FailedStep(name=name, message=str(node.get("message") or status.get("message") or "no message"))
+    if status.get("phase") in ("Failed", "Error"):
+        return FailedStep(name="workflow", message=str(status.get("message") or "no message"))
+    return None
 
 
 def plane_limits(item: dict[str, Any]) -> PlaneLimits | None:
@@ -230,6 +237,11 @@ def _parameters(item: dict[str, Any]) -> dict[str, Any]:
 
 def _dict(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
+
+
+def _notice(value: object) -> str | None:
+    """The plane's notice label, only as one of the words it writes (anything else: not settled)."""
+    return value if value in ("sending", "sent", "pending", "refused", "skipped") else None
 
 
 def _message_ts(value: object) -> str | None:

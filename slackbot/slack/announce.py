@@ -40,7 +40,7 @@ class SlackAnnouncer:
         try:
             self._client.chat_update(channel=ref.channel, ts=ref.ts, text=body["text"], blocks=body["blocks"])
         except SlackApiError as error:
-            raise AnnounceFailed(error_code(error)) from None
+            raise AnnounceFailed(error_code(error), _retry_after(error)) from None
         except (SlackClientError, OSError) as error:
             log.warning("chat.update unreachable: %s", type(error).__name__)
             raise AnnounceFailed("unreachable") from None
@@ -50,6 +50,16 @@ class SlackAnnouncer:
             self._client.chat_delete(channel=ref.channel, ts=ref.ts)
         except (SlackClientError, OSError) as error:
             log.warning("chat.delete of %s failed: %s", ref.ts, type(error).__name__)
+
+
+def _retry_after(error: SlackApiError) -> float | None:
+    """Slack's Retry-After on a 429 (the client already waited out a short one once)."""
+    headers = getattr(error.response, "headers", None) or {}
+    for name, value in headers.items():
+        text = value[0] if isinstance(value, list) and value else value
+        if name.lower() == "retry-after" and isinstance(text, str) and text.strip().isdigit():
+            return float(text.strip())
+    return None
 
 
 def _body(reply: Reply) -> dict[str, Any]:

@@ -160,6 +160,8 @@ class Runtime:
                 self.request_stop()
                 return
             log.info("WorkflowTemplates verified; ready")
+            if self.bot.roots is not None:
+                self.bot.roots.start()
             self.bot.services.view.start()
             return
 
@@ -184,6 +186,8 @@ class Runtime:
             log.info("draining: not ready, still serving for %g s", self.settings.shutdown_drain)
             threading.Event().wait(self.settings.shutdown_drain)
         self.bot.services.view.stop()
+        if self.bot.roots is not None:
+            self.bot.roots.stop()
         running = self.scheduler.stop(self.settings.shutdown_grace)
         if running:
             log.warning("%d command(s) still running after SHUTDOWN_GRACE; stopping their argo calls", running)

@@ -145,6 +145,19 @@ class FakeArgo:
 
         return self._update(name, namespace, record)
 
+    def mark(
+        self, name: str, labels: Mapping[str, str], annotations: Mapping[str, str], *, namespace: str | None = None
+    ) -> Workflow:
+        """Write labels and annotations on a stored workflow, as another API client does (the execution
+        plane's notice marks)."""
+
+        def write(workflow: Workflow) -> None:
+            meta = workflow["metadata"]
+            meta["labels"] = dict(sorted({**(meta.get("labels") or {}), **labels}.items()))
+            meta["annotations"] = dict(sorted({**(meta.get("annotations") or {}), **annotations}.items()))
+
+        return self._update(name, namespace, write)
+
     def _update(self, name: str, namespace: str | None, change: Callable[[Workflow], None]) -> Workflow:
         """Change one stored workflow under the store's write lock, as one API update (a new resourceVersion)."""
         store = Store(self.state)
