@@ -69,6 +69,7 @@ class WorkflowRecord(_Frozen):
     # The execution plane's envbot.dev/notice label (ADR 0005): `skipped` means it announced nothing
     # (notices off), so the bot keeps the environment's channel message (slackbot/roots.py, ADR 0009).
     notice: str | None = None
+    warn_before: tuple[int, ...] = ()  # create/extend: seconds before the expiry the owner is warned
     failed_step: FailedStep | None = None  # a failed workflow: the step that failed, and why
 
     @property

@@ -12,8 +12,9 @@ of its own, none on the create path.
 
 - **Only transitions.** After each refresh of the view, every environment whose root is the bot's
   gets the content its state calls for now (ready with URL and buttons, could not be created with the
-  step and reason, expired, deleted). Content that was already written (by this process) is not written
-  again, so an unchanged environment costs nothing.
+  step and reason, expiring with buttons once the first warning before expiry is due, expired,
+  deleted). Content that this process already wrote is not written again, so an unchanged
+  environment costs nothing.
 - **Idempotent.** The content is a function of the environment's history alone (no clock but the
   moment its state began), so two replicas write the same bytes, and a repeat is harmless.
 - **Bounded.** Updates go out one at a time from one thread: a burst of `BURST`, then one every
@@ -84,9 +85,12 @@ def root_of(env: Environment, now: datetime, buttons: ButtonsFor) -> Root | None
         since = env.expires_at
         reply = _reply(f":wastebasket: `{env.name}` expired {slack_date(env.expires_at)} and is deleted automatically.")
     elif state == "live" and env.deployed is not None:
-        reply = _reply(_ready(env, env.deployed), buttons(
-            env.name, create.name, env.service, env.created_at, since, env.expires_at
-        ))  # fmt: skip
+        warned = _warned_at(env)
+        if warned is not None and warned <= now:
+            since, text = max(since, warned), _expiring(env)
+        else:
+            text = _ready(env, env.deployed)
+        reply = _reply(text, buttons(env.name, create.name, env.service, env.created_at, since, env.expires_at))
     else:
         return None
     return Root(ref=MessageRef(channel=env.channel, ts=create.thread), reply=reply, since=since)
@@ -102,6 +106,25 @@ def _ready(env: Environment, deployed: WorkflowRecord) -> str:
     if env.expires_at is not None:
         text += f"\nExpires {slack_date(env.expires_at)}."
     return text
+
+
+def _warned_at(env: Environment) -> datetime | None:
+    """When the first warning before expiry is due, as the plane computes it (its `effective_leads`):
+    each lead of the workflow that set the expiry, at most half the time from then to the expiry, at
+    least a minute."""
+    expires = env.expires_at
+    if expires is None:
+        return None
+    setter = next((e for e in reversed(env.extends) if not e.failed and e.expires_at is not None), env.create)
+    half = (expires - setter.created_at).total_seconds() / 2
+    leads = [min(lead, int(half)) if half > 0 else lead for lead in setter.warn_before]
+    due = [lead for lead in leads if lead >= 60]
+    return expires - timedelta(seconds=max(due)) if due else None
+
+
+def _expiring(env: Environment) -> str:
+    expires = f" {slack_date(env.expires_at)}" if env.expires_at is not None else " soon"
+    return f":hourglass_flowing_sand: `{env.name}` expires{expires}. Extend it or destroy it with the buttons below."
 
 
 def _could_not_create(env: Environment) -> str:

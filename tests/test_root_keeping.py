@@ -261,15 +261,25 @@ def test_a_restart_with_many_environments_writes_only_recent_states(
     assert len(fake_slack.requests("/api/chat.update")) == 3
 
 
-def seed_ended(fake_argo: FakeArgo, prefix: str, n: int, thread: str, ended_by: datetime, phase: str) -> None:
+def seed_ended(
+    fake_argo: FakeArgo,
+    prefix: str,
+    n: int,
+    thread: str,
+    ended_by: datetime,
+    phase: str,
+    expires: datetime | None = None,
+    warn_before: str = "3600,600",
+) -> None:
     """`n` environments whose create ended (the last by `ended_by`, a minute apart) and whose notice the
-    plane skipped, each with its channel message `<thread>.<i>`."""
+    plane skipped, each with its channel message `<thread>.<i>`, expiring at `expires` (default 3 days
+    after `ended_by`)."""
 
     def params(i: int) -> dict[str, str]:
         return {
             "env_name": f"{prefix}-{i}", "service": "checkout", "requested_by": OWNER, "slack_channel": CHANNEL,
-            "expires_at": (ended_by + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "slack_thread": f"{thread}.{i:06d}",
+            "expires_at": (expires or ended_by + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "slack_thread": f"{thread}.{i:06d}", "warn_before": warn_before,
         }  # fmt: skip
 
     def labels(i: int) -> dict[str, str]:
@@ -281,6 +291,27 @@ def seed_ended(fake_argo: FakeArgo, prefix: str, n: int, thread: str, ended_by: 
 
     start = ended_by - n * timedelta(minutes=1)
     fake_argo.seed(n, CREATE, params=params, labels=labels, start=start, duration=timedelta(seconds=30), phase=phase)
+
+
+def test_expiring_and_expired_show_on_the_message(
+    http_bot_factory: Any, fake_argo: FakeArgo, fake_slack: FakeSlack
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    # Ready for two hours; it expires in 5 minutes, so the first warning (an hour before) is due.
+    seed_ended(fake_argo, "soon", 1, "1764400000", now - timedelta(hours=2), "Succeeded", now + timedelta(minutes=5))
+    # Ready for half an hour; its first warning is due only in an hour.
+    seed_ended(fake_argo, "later", 1, "1764450000", now - timedelta(minutes=30), "Succeeded", now + timedelta(hours=2))
+    seed_ended(fake_argo, "gone", 1, "1764500000", now - timedelta(hours=2), "Succeeded", now - timedelta(minutes=5))
+    bot = served(http_bot_factory)
+    settled(bot, 1)
+    shown = {u.body["ts"]: u.body for u in fake_slack.requests("/api/chat.update")}
+    expiring = shown["1764400000.000000"]
+    assert expiring["text"].startswith(":hourglass_flowing_sand: `soon-0` expires <!date^")
+    (actions,) = [b for b in expiring["blocks"] if b["type"] == "actions"]
+    assert [e["text"]["text"] for e in actions["elements"]] == ["Extend +2h", "Extend +1d", "Destroy"]
+    assert shown["1764450000.000000"]["text"].startswith(":white_check_mark: `later-0` is ready")
+    assert shown["1764500000.000000"]["text"].startswith(":wastebasket: `gone-0` expired <!date^")
+    assert "deleted automatically" in shown["1764500000.000000"]["text"]
 
 
 def test_updates_are_paced(http_bot_factory: Any, fake_argo: FakeArgo, fake_slack: FakeSlack) -> None:

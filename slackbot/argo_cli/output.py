@@ -121,6 +121,7 @@ def workflow_record(item: dict[str, Any]) -> WorkflowRecord | None:
         version=_reported(status, "version", _VERSION),
         url=_reported(status, "url", _URL),
         notice=_notice(labels.get(LABEL_NOTICE)),
+        warn_before=_leads(params.get("warn_before")) if action in ("create", "extend") else (),
         failed_step=failed_step(item) if status.get("phase") in ("Failed", "Error") else None,
     )
 
@@ -237,6 +238,13 @@ def _parameters(item: dict[str, Any]) -> dict[str, Any]:
 
 def _dict(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
+
+
+def _leads(value: object) -> tuple[int, ...]:
+    """`warn_before` as the bot passes it (`3600,600`); anything else: none."""
+    if not isinstance(value, str) or not re.fullmatch(r"[1-9][0-9]{0,8}(,[1-9][0-9]{0,8}){0,9}", value):
+        return ()
+    return tuple(int(lead) for lead in value.split(","))
 
 
 def _notice(value: object) -> str | None:
