@@ -169,6 +169,18 @@ def test_with_notices_on_the_plane_updates_the_message_and_the_bot_does_not(
     assert root_updates(fake_slack, root["ts"]) == by_plane  # the bot saw the mark `sent` and stayed out
 
 
+def test_keeping_messages_adds_no_argo_call_to_a_create(
+    http_bot_factory: Any, fake_argo: FakeArgo, fake_slack: FakeSlack
+) -> None:
+    """The keeper reads only what the view already read: a create is still one `argo submit`."""
+    bot: HttpBot = http_bot_factory(slack_threads=True, env_view_refresh=600)  # no refresh during the test
+    bot.runtime.warm_up()
+    assert bot.runtime.bot.services.view.wait_loaded(20) and bot.runtime.bot.roots is not None
+    before = len(fake_argo.calls())
+    create(bot, fake_argo, fake_slack, "cheap")
+    assert [argv[0] for argv in fake_argo.calls()[before:]] == ["submit"]
+
+
 def test_an_unsettled_notice_is_waited_for(
     http_bot_factory: Any, fake_argo: FakeArgo, fake_slack: FakeSlack, plane: Plane
 ) -> None:
