@@ -190,9 +190,10 @@ class ProcessRunner:
         self._environ = environ
         self._setpriv = setpriv
         self._passthrough = passthrough
+        self._argo_env: dict[str, str] | None = None
 
     def __call__(self, argv: list[str], timeout: float, on_stdout: Callable[[str], None] | None = None) -> Completed:
-        env = argo_environment(os.environ if self._environ is None else self._environ, self._passthrough)
+        env = self._argo_environment()
         path = _resolve(argv[0], env.get("PATH", os.defpath)) if self._setpriv else argv[0]
         wrapped = [self._setpriv, "--pdeathsig", "KILL", "--", path, *argv[1:]] if self._setpriv else argv
         proc = subprocess.Popen(
@@ -223,6 +224,17 @@ class ProcessRunner:
             raise failure
         return result
 
+    def _argo_environment(self) -> dict[str, str]:
+        # Built at the first call and kept: envbot never changes its own environment after start-up, and
+        # filtering every variable (os.environ decodes each one) was a third of a spawn's cost in Python.
+        if self._argo_env is None:
+            environ = os.environ if self._environ is None else self._environ
+            self._argo_env = argo_environment(environ, self._passthrough)
+        return self._argo_env
+
+
+_Selector = getattr(selectors, "PollSelector", selectors.DefaultSelector)
+
 
 def _collect(
     proc: "subprocess.Popen[bytes]", deadline: float, limit: int, on_stdout: Callable[[str], None] | None
@@ -233,7 +245,8 @@ def _collect(
     kept: dict[int, list[str]] = {out: [], err: []}
     sizes = {out: 0, err: 0}
     exited_at: float | None = None
-    with selectors.DefaultSelector() as selector:
+    # poll(), as subprocess's own communicate() uses: no epoll descriptor to create and close per call.
+    with _Selector() as selector:
         for fd in (out, err):
             selector.register(fd, selectors.EVENT_READ)
         while selector.get_map():

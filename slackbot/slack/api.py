@@ -38,32 +38,46 @@ class _CappedRateLimitRetry(RateLimitErrorRetryHandler):
 class _KeptAliveClient(WebClient):
     """slack-sdk's WebClient, whose requests go over kept-alive connections (urllib3's pool) instead of
     a new connection per call. Only the transport step is replaced: answers come back as urllib's
-    would (an HTTPError for 4xx/5xx), so slack-sdk's retries, rate limits and errors are its own."""
+    would (an HTTPError for 4xx/5xx), so slack-sdk's retries, rate limits and errors are its own.
+
+    Calls to SLACK_API_URL (all of them, in practice) go straight to that host's connection pool: the
+    pool manager's per-call URL parsing and pool lookup cost more than the request itself on the hot
+    path (a create makes two calls). Anything else goes through the manager."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._pool = urllib3.PoolManager(maxsize=4, retries=False, ssl_context=self.ssl)
+        base = urllib3.util.parse_url(self.base_url)
+        self._base_pool = self._pool.connection_from_url(self.base_url)  # one origin: never evicted
+        self._base_path = base.path or "/"
 
     def _perform_urllib_http_request_internal(self, url: str, req: urllib.request.Request) -> dict[str, Any]:
         if self.proxy is not None or not url.lower().startswith(("http://", "https://")):
             return super()._perform_urllib_http_request_internal(url, req)
         body = req.data if isinstance(req.data, bytes) else None  # slack-sdk always encodes to bytes
+        headers = dict(req.header_items())
         try:
-            answer = self._pool.request(
-                "POST", url, body=body, headers=dict(req.header_items()), timeout=self.timeout, redirect=False,
-                retries=False,
-            )  # fmt: skip
+            if url.startswith(self.base_url):
+                path = self._base_path + url[len(self.base_url) :]
+                answer = self._base_pool.urlopen(
+                    "POST", path, body=body, headers=headers, timeout=self.timeout, redirect=False, retries=False
+                )
+            else:
+                answer = self._pool.request(
+                    "POST", url, body=body, headers=headers, timeout=self.timeout, redirect=False, retries=False
+                )
         except urllib3.exceptions.ReadTimeoutError:
             raise TimeoutError("timed out") from None  # what urllib raises when the answer is late
         except urllib3.exceptions.HTTPError as error:  # refused, unreachable, broken: urlopen's URLError
             raise urllib.error.URLError(error) from None
-        headers = Message()
-        for name, value in answer.headers.items():
-            headers[name] = value
         if answer.status >= 300:  # urllib would raise (or follow a redirect, which Slack's API never needs)
-            raise urllib.error.HTTPError(url, answer.status, answer.reason or "", headers, io.BytesIO(answer.data))
-        text = answer.data.decode(headers.get_content_charset() or "utf-8")
-        return {"status": answer.status, "headers": headers, "body": text}
+            message = Message()
+            for name, value in answer.headers.items():
+                message[name] = value
+            raise urllib.error.HTTPError(url, answer.status, answer.reason or "", message, io.BytesIO(answer.data))
+        # A success is JSON, which is UTF-8 (RFC 8259); slack-sdk reads its headers as a plain mapping.
+        text = answer.data.decode("utf-8", errors="replace")
+        return {"status": answer.status, "headers": dict(answer.headers.items()), "body": text}
 
 
 def web_client(settings: Settings, token: str | None = None) -> WebClient:

@@ -1,7 +1,9 @@
 """Follow-ups to a command's response_url: only Slack's own hooks URL, never following redirects.
 
 Connections are kept alive and reused (urllib3's pool, one per host): a follow-up costs a request,
-not a TCP and TLS handshake.
+not a TCP and TLS handshake. Every allowed URL starts with the prefix, which names its host (a URL's
+text, "https://hooks.slack.com/", always ends the host with a "/"), so follow-ups go straight to that
+host's pool rather than through the pool manager's per-request lookup.
 """
 
 import json
@@ -26,6 +28,7 @@ class Responder:
         self._pool = urllib3.PoolManager(
             num_pools=4, maxsize=POOL_SIZE, retries=False, timeout=urllib3.Timeout(total=timeout)
         )
+        self._hooks = self._pool.connection_from_url(allowed_prefix)  # the only host: never evicted
 
     def allowed(self, url: str | None) -> bool:
         return bool(url) and str(url).startswith(self._prefix)
@@ -37,9 +40,9 @@ class Responder:
             return False
         body = json.dumps(message(reply) | {"replace_original": replace_original or reply.replaces_ack}).encode()
         try:
-            response = self._pool.request(
+            response = self._hooks.urlopen(
                 "POST",
-                str(url),
+                urllib3.util.parse_url(str(url)).request_uri,  # what the manager would send: no fragment
                 body=body,
                 headers={"Content-Type": "application/json"},
                 redirect=False,
