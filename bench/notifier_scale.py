@@ -95,11 +95,17 @@ def sweep(count: int, folder: Path, old: bool) -> dict[str, Any] | None:
         token.write_text("xoxb-" + secrets.token_hex(16))
         base = kubectl_env(api, folder / ("old-home" if old else "home"), user=USER)
         base["ENVBOT_SLACK_TOKEN_FILE"] = str(token)
-        settings = SETTINGS | {"notices": "on", "slack_api_url": slack.api_url}
+        api_url = folder / "slack_api_url"  # the notice Secret's key since docs/adr/0014
+        api_url.write_text(slack.api_url)
+        base["ENVBOT_SLACK_API_URL_FILE"] = str(api_url)
+        settings = SETTINGS | {"notices": "on"}
         before, started = len(api.requests), time.monotonic()
         run: Run
         if old:
-            libs, rendered = plane_baseline.libraries(), plane_baseline.rendered(NOTIFIER, settings, {})
+            libs, rendered = (
+                plane_baseline.libraries(),
+                plane_baseline.rendered(NOTIFIER, settings | {"slack_api_url": slack.api_url}, {}),
+            )
             if libs is None or rendered is None:
                 return None
             run = plane_baseline.run(rendered, folder / "old-pod", base, libs, timeout=DEADLINE)

@@ -9,6 +9,7 @@ be, and the policies must hold anyway.
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 from pathlib import Path
@@ -32,6 +33,8 @@ from tests.execution_plane import (
 )
 from tests.fakes.cluster import BLUE_NAMESPACE, BOT, CI, CONTROLLER, account, grant, install, install_blue
 from tests.fakes.kube_api import DEFAULT_USER, FakeKubeApi, kubectl_env, kubectl_path
+from tests.fakes.slack_api import FakeSlack
+from tests.test_notices import Plane, create_params
 
 NOTIFIER = account("envbot-notify")
 ALL = ["get", "list", "watch", "create", "update", "patch", "delete"]
@@ -373,3 +376,99 @@ def test_nobody_but_an_admin_reads_the_notice_secret(cluster: Cluster) -> None:
         assert run.returncode != 0 and "Forbidden" in run.stderr and "bot-token" not in run.stdout, who
         listing = cluster.kubectl(who, "-n", ARGO_NAMESPACE, "get", "secrets", "-o", "json")
         assert listing.returncode != 0 and "Forbidden" in listing.stderr, who
+
+
+# --- where the token is sent (seen 8) -----------------------------------------------------------------
+
+OPERATOR = "system:serviceaccount:platform:settings-editor"  # may switch settings, not touch the Secret
+
+
+def kubelet_mounts(api: FakeKubeApi, plane: Plane) -> dict[str, str]:
+    """What the notice pods get from the stand-in, as the kubelet gives it: ConfigMap envbot-settings'
+    data, and the Secret's keys as files (a key that is missing is not mounted: the volume is optional)."""
+    (secret,) = [s for s in api.objects("Secret", ARGO_NAMESPACE) if s["metadata"]["name"] == "envbot-slack-notifier"]
+    data = {k: base64.b64decode(v).decode() for k, v in secret.get("data", {}).items()}
+    plane.token_file.write_text(data["bot-token"])
+    plane.api_url_file.unlink(missing_ok=True)
+    if "slack_api_url" in data:
+        plane.api_url_file.write_text(data["slack_api_url"])
+    (settings,) = [c for c in api.objects("ConfigMap", ARGO_NAMESPACE) if c["metadata"]["name"] == "envbot-settings"]
+    return dict(settings["data"])
+
+
+def test_seen_8_whoever_may_edit_the_settings_cannot_redirect_the_token(api: FakeKubeApi, tmp_path: Path) -> None:
+    slack, evil = FakeSlack().start(), FakeSlack().start()
+    try:
+        plane = Plane(api, slack, tmp_path)  # envbot installed; the notifier's pods as Argo runs them
+        cluster = Cluster.__new__(Cluster)
+        cluster.api, cluster.folder = api, tmp_path / "kubectl"
+        # The admin stores the token, and (the stand-in's allowance) the URL it goes to, in the Secret.
+        secret_data = {"bot-token": plane.token, "slack_api_url": slack.api_url}
+        api.put(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "envbot-slack-notifier", "namespace": ARGO_NAMESPACE},
+                "data": {k: base64.b64encode(v.encode()).decode() for k, v in secret_data.items()},
+            }
+        )
+        settings_only = {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": ["envbot-settings"],
+            "verbs": ["get", "patch", "update"],
+        }
+        grant(api, OPERATOR, [settings_only], namespace=ARGO_NAMESPACE)
+
+        # The operator points slack_api_url at their own server: the ConfigMap takes it ...
+        change = {"data": {"notices": "on", "slack_api_url": evil.api_url}}
+        edited = cluster.kubectl(
+            OPERATOR,
+            "-n",
+            ARGO_NAMESPACE,
+            "patch",
+            "configmap",
+            "envbot-settings",
+            "--type=merge",
+            "-p",
+            json.dumps(change),
+        )
+        assert edited.returncode == 0, edited.stderr
+        # ... but the Secret, where the URL is read from, is not theirs to read or change.
+        for args in (
+            (
+                "patch",
+                "secret",
+                "envbot-slack-notifier",
+                "--type=merge",
+                "-p",
+                json.dumps({"stringData": {"slack_api_url": evil.api_url}}),
+            ),
+            ("get", "secret", "envbot-slack-notifier", "-o", "json"),
+        ):
+            run = cluster.kubectl(OPERATOR, "-n", ARGO_NAMESPACE, *args)
+            assert run.returncode != 0 and "Forbidden" in run.stderr, run.stderr
+
+        # A workflow ends; its exit handler and the notifier run with what the cluster now holds.
+        workflow = plane.workflow("env-create-template", create_params(plane))
+        settings = kubelet_mounts(api, plane)
+        assert settings["slack_api_url"] == evil.api_url
+        exit_run = plane.exit_handler("env-create-template", workflow, settings=settings)
+        plane.end(workflow, ago=600)
+        sweep = plane.sweep(settings=settings)
+        refused = "setting 'slack_api_url' in ConfigMap envbot-settings is refused"
+        assert refused in exit_run.stderr and refused in sweep.stderr and sweep.returncode != 0
+        assert evil.received == [] and slack.received == []  # the token went nowhere
+        assert all(plane.token not in json.dumps(call) for call in plane.curl_calls())
+
+        # The admin removes the setting: notices go where the Secret says, and still never to the operator.
+        fixed = cluster.kubectl(
+            DEFAULT_USER, "-n", ARGO_NAMESPACE, "patch", "configmap", "envbot-settings", "--type=json",
+            "-p", '[{"op": "remove", "path": "/data/slack_api_url"}]',
+        )  # fmt: skip
+        assert fixed.returncode == 0, fixed.stderr
+        assert plane.sweep(settings=kubelet_mounts(api, plane)).returncode == 0
+        assert len(slack.posted()) == 1 and evil.received == []
+    finally:
+        slack.stop()
+        evil.stop()

@@ -358,7 +358,6 @@ def test_reaper_cron_only_references_its_template_and_the_switch_ships_safe() ->
         "reaper_max_age_hours": "336",
         "reaper_max_deletes": "50",
         "notices": "off",
-        "slack_api_url": "https://slack.com/api/",
         "argo_ui_url": "",
         # The same as the shipped policy's quotas (manifests/bot/policy-configmap.yaml).
         "max_environments_per_user": "3",
@@ -411,6 +410,16 @@ def test_only_the_notifier_steps_mount_the_slack_token() -> None:
             assert mounts["slack-token"]["readOnly"] is True
             # The token reaches the script only as a file path: never a parameter or an env value.
             assert all("secretKeyRef" not in e.get("valueFrom", {}) for e in t["script"]["env"])
+            # The URL it is sent to comes from the same Secret, the same way (docs/adr/0014).
+            files = {i["key"]: i["path"] for i in secrets[0]["secret"]["items"]}
+            assert files == {"bot-token": "bot-token", "slack_api_url": "slack_api_url"}
+            where = mounts["slack-token"]["mountPath"]
+            env = {e["name"]: e for e in t["script"]["env"]}
+            assert env["ENVBOT_SLACK_TOKEN_FILE"]["value"] == f"{where}/bot-token"
+            assert env["ENVBOT_SLACK_API_URL_FILE"]["value"] == f"{where}/slack_api_url"
+            # envbot-settings' slack_api_url is read only to be refused.
+            assert env["ENVBOT_SETTINGS_SLACK_API_URL"]["valueFrom"]["configMapKeyRef"]["key"] == "slack_api_url"
+            assert "ENVBOT_SLACK_API_URL" not in env
     assert sorted(mounting) == [
         ("env-create-template", "notify"),
         ("env-destroy-template", "notify"),

@@ -81,7 +81,10 @@ class Plane:
         secret.mkdir()
         self.token_file = secret / "bot-token"
         self.token_file.write_text(self.token + "\n")
-        self.settings = SETTINGS | {"notices": "on", "slack_api_url": slack.api_url, "argo_ui_url": UI}
+        # Secret envbot-slack-notifier's optional key slack_api_url: the Slack stand-in (docs/adr/0014).
+        self.api_url_file = secret / "slack_api_url"
+        self.api_url_file.write_text(slack.api_url)
+        self.settings = SETTINGS | {"notices": "on", "argo_ui_url": UI}
         self.runs: list[Run] = []
         self._write(
             "date",
@@ -127,6 +130,7 @@ class Plane:
         base = kubectl_env(self.api, self.folder / "home" / user.rsplit(":", 1)[1], user=user)
         base["PATH"] = f"{self.bin}:{base['PATH']}"
         base["ENVBOT_SLACK_TOKEN_FILE"] = str(self.token_file)
+        base["ENVBOT_SLACK_API_URL_FILE"] = str(self.api_url_file)
         rendered = render(name, params, self.settings if settings is None else settings, step=step, workflow=workflow)
         run = run_script(rendered, self.folder / folder, base, timeout=120)
         self.runs.append(run)
@@ -497,18 +501,21 @@ def test_the_exit_handler_exits_0_whatever_goes_wrong(plane: Plane) -> None:
 
 
 @pytest.mark.parametrize(
-    ("change", "why"),
+    ("change", "url", "why"),
     [
-        ({"notices": "off"}, "notices are off (setting 'notices' in ConfigMap envbot-settings)"),
-        ({"notices": "yes"}, "setting 'notices' in ConfigMap envbot-settings must be on or off: notices are off"),
-        ({"slack_api_url": "http://slack.example.com/api/"}, "setting 'slack_api_url' in ConfigMap envbot-settings"),
-        ({"slack_api_url": "https://slack.com/api"}, "must be an https URL ending in /"),
+        ({"notices": "off"}, None, "notices are off (setting 'notices' in ConfigMap envbot-settings)"),
+        ({"notices": "yes"}, None, "setting 'notices' in ConfigMap envbot-settings must be on or off: notices are off"),
+        ({}, "http://slack.example.com/api/", "key 'slack_api_url' in Secret envbot-slack-notifier must be an https"),
+        ({}, "https://slack.com/api", "must be an https URL ending in /"),
+        ({}, "https://slack.com/api/\nhttps://evil.example/", "must be an https URL ending in /"),
     ],
 )
 def test_notices_off_or_misconfigured_send_nothing_and_mark_the_workflow(
-    plane: Plane, change: dict[str, str], why: str
+    plane: Plane, change: dict[str, str], url: str | None, why: str
 ) -> None:
     workflow = plane.workflow(CREATE, create_params(plane))
+    if url is not None:
+        plane.api_url_file.write_text(url)
     plane.exit_handler(CREATE, workflow, settings=plane.settings | change)
     mark, detail = plane.notice(workflow)
     assert mark == "skipped" and why in detail["why"]
@@ -517,6 +524,43 @@ def test_notices_off_or_misconfigured_send_nothing_and_mark_the_workflow(
     plane.end(workflow, ago=3600)
     plane.sweep()
     assert plane.slack.received == []
+
+
+def test_a_slack_api_url_left_in_the_settings_stops_every_notice_loudly_and_loses_none(plane: Plane) -> None:
+    # Even Slack's own URL: the key is refused wherever it stands in envbot-settings (docs/adr/0014).
+    leftover = plane.settings | {"slack_api_url": plane.slack.api_url}
+    moved = (
+        "setting 'slack_api_url' in ConfigMap envbot-settings is refused: "
+        "the Slack API URL moved to Secret envbot-slack-notifier (key slack_api_url)"
+    )
+    workflow = plane.workflow(CREATE, create_params(plane))
+    run = plane.exit_handler(CREATE, workflow, settings=leftover)
+    assert moved in run.stderr and "the notice was not sent" in run.stdout, run.output
+    plane.end(workflow, ago=600)
+    sweep = plane.sweep(settings=leftover)
+    assert sweep.returncode != 0 and moved in sweep.stderr, sweep.output
+    assert plane.curl_calls() == [] and plane.notice(workflow)[0] is None  # nothing sent, nothing marked
+    # With notices off it is harmless (nothing is sent), and nothing fails.
+    off = plane.exit_handler(
+        CREATE, plane.workflow(CREATE, create_params(plane)), settings=leftover | {"notices": "off"}
+    )
+    assert moved not in off.stderr
+    # Removed: what waited goes out.
+    assert plane.sweep().returncode == 0
+    assert len(plane.posted()) == 1 and plane.notice(workflow)[0] == "sent"
+
+
+def test_without_a_url_in_the_secret_notices_go_to_slack_itself(plane: Plane) -> None:
+    plane.api_url_file.unlink()  # the Secret has only bot-token: the optional key is not mounted
+    calls = plane.folder / "offline-curl.jsonl"
+    # Slack is not reachable from the tests: a curl that notes its argv and fails to connect (exit 7).
+    offline = f"import json, sys\nopen({str(calls)!r}, 'a').write(json.dumps(sys.argv) + '\\n')\nsys.exit(7)\n"
+    plane._write("curl", f"#!{sys.executable}\n{offline}")
+    workflow = plane.workflow(CREATE, create_params(plane))
+    plane.exit_handler(CREATE, workflow)
+    urls = {json.loads(line)[-1] for line in calls.read_text().splitlines()}
+    assert urls == {"https://slack.com/api/chat.postMessage"}
+    assert plane.notice(workflow)[0] == "pending"  # Slack unreachable from here: the sweep retries
 
 
 def test_no_token_means_notices_off(plane: Plane) -> None:

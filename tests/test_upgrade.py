@@ -100,6 +100,7 @@ def test_upgrade_from_the_shared_argo_namespace_leaves_nothing_behind(
     api.put(old_workflow("env-create-template-busy1", completed=False))
     settings = next(c for c in api.objects("ConfigMap", OLD) if c["metadata"]["name"] == "envbot-settings")
     settings["data"]["reaper_dry_run"] = "false"  # the operator's own setting, to be carried over
+    settings["data"]["slack_api_url"] = "https://slack-proxy.example.com/api/"  # moved to the Secret: not carried
     api.put(settings)
 
     kubectl = str(kubectl_path())
@@ -119,6 +120,10 @@ def test_upgrade_from_the_shared_argo_namespace_leaves_nothing_behind(
     assert "envbot-executor" in names(api, "ServiceAccount", OLD)
     assert names(api, "CronWorkflow", OLD) == set()  # no new runs start in the old namespace
     assert names(api, "ConfigMap", ARGO_NAMESPACE) >= {"envbot-settings", "envbot-services", "envbot-lib"}
+    assert (
+        "removed slack_api_url (https://slack-proxy.example.com/api/) from envbot-settings and did NOT carry it over"
+        in first.stdout
+    )
 
     # It finishes; the upgrade completes and is safe to run again.
     api.put(old_workflow("env-create-template-busy1", completed=True))
@@ -134,6 +139,9 @@ def test_upgrade_from_the_shared_argo_namespace_leaves_nothing_behind(
     assert names(api, "Secret", ARGO_NAMESPACE) == {"envbot-slack-notifier"}
     moved = next(c for c in api.objects("ConfigMap", ARGO_NAMESPACE) if c["metadata"]["name"] == "envbot-settings")
     assert moved["data"]["reaper_dry_run"] == "false"
+    assert "slack_api_url" not in moved["data"]  # where the token goes is the Secret's to say (docs/adr/0014)
+    (secret,) = api.objects("Secret", ARGO_NAMESPACE)
+    assert set(secret["data"]) == {"bot-token"}
     for binding in api.objects("ClusterRoleBinding"):
         if binding["metadata"]["name"].startswith("envbot-"):
             assert {s["namespace"] for s in binding["subjects"]} == {ARGO_NAMESPACE}, binding["metadata"]["name"]

@@ -44,6 +44,25 @@ copy configmap envbot-settings
 copy configmap envbot-services
 copy secret envbot-slack-notifier
 
+# 2b. slack_api_url moved from the settings to the notice Secret (docs/adr/0014): whoever sets it
+#     receives the token. A value found in the settings is removed and NOT put into the Secret
+#     (whoever could edit the ConfigMap could have planted it); the admin decides, and is told how.
+if settings=$(kubectl -n "$new" get configmap envbot-settings -o json 2>/dev/null); then
+  url=$(jq -r '.data.slack_api_url // empty' <<<"$settings")
+  if [[ -n $url ]]; then
+    kubectl -n "$new" patch configmap envbot-settings --type json -o name \
+      -p '[{"op": "remove", "path": "/data/slack_api_url"}]'
+    if [[ $url == https://slack.com/api/ ]]; then
+      say "removed slack_api_url from envbot-settings (Slack's own URL, the default; the key now lives in Secret envbot-slack-notifier)"
+    else
+      url=${url//[^[:print:]]/?}
+      say "WARNING: removed slack_api_url ($url) from envbot-settings and did NOT carry it over: the URL the"
+      say "token is sent to is now key slack_api_url of Secret envbot-slack-notifier. If you set it yourself:"
+      say "  kubectl -n $new patch secret envbot-slack-notifier --type merge -p '{\"stringData\":{\"slack_api_url\":\"<url>\"}}'"
+    fi
+  fi
+fi
+
 # 3. Wait for the old layout's running workflows: they still need the old accounts.
 running=$(kubectl -n "$old" get workflows.argoproj.io -o name \
   -l 'app.kubernetes.io/managed-by=envbot,!workflows.argoproj.io/completed')
