@@ -64,6 +64,7 @@ def run_checks(settings: Settings, out: TextIO) -> int:
     except ConfigError as error:
         results.append(iter([failed("policy", error.user_message)]))
     results.append(audit_checks(settings.envbot_audit_file))
+    results.append(message_checks(settings))
     results.append(slack_checks(settings))
     results.append(argo_checks(settings, policy))
     for group in results:
@@ -83,6 +84,16 @@ def policy_checks(policy: Policy, path: Path | None) -> Iterator[Result]:
         yield warning("policy", "services: {} leaves nothing to create")
     if not policy.admins and not policy.oncall_groups:
         yield warning("policy", "no admins or oncall_groups: only an environment's owner can extend or destroy it")
+
+
+def message_checks(settings: Settings) -> Iterator[Result]:
+    """With notices off the bot keeps environments' channel messages from the view's reads (ADR 0009)."""
+    if settings.slack_threads and settings.env_view_refresh == 0:
+        yield warning(
+            "environment messages",
+            "ENV_VIEW_REFRESH=0: with notices off in the execution plane, environments' channel messages are "
+            "never updated after the request (set ENV_VIEW_REFRESH, e.g. 30, or turn notices on)",
+        )
 
 
 def audit_checks(path: Path | None) -> Iterator[Result]:

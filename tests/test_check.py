@@ -227,3 +227,16 @@ def test_quotas_compare_the_policy_with_the_limits_the_execution_plane_enforced(
         assert code == 0, result.stdout
         assert expected in lines["quotas"], lines["quotas"]
         assert f"as reported by env-create-template-case{i}" in lines["quotas"]
+
+
+def test_no_view_refresh_warns_that_environment_messages_are_not_kept(
+    tmp_path: Path, fake_argo: FakeArgo, fake_slack: FakeSlack
+) -> None:
+    assert "environment messages" not in check(tmp_path, fake_argo, fake_slack)[1]
+    code, lines, result = check(tmp_path, fake_argo, fake_slack, ENV_VIEW_REFRESH="0")
+    assert code == 0, result.stdout
+    assert lines["environment messages"].startswith("warning: ENV_VIEW_REFRESH=0: with notices off")
+    assert (
+        "environment messages"
+        not in check(tmp_path, fake_argo, fake_slack, ENV_VIEW_REFRESH="0", SLACK_THREADS="false")[1]
+    )

@@ -252,6 +252,28 @@ def test_two_replicas_write_the_same_state_once_each(
     assert len(mine) == 3 and len({(u["text"], str(u["blocks"])) for u in mine}) == 1
 
 
+def test_two_replicas_follow_ready_then_deleted_in_order(
+    replicas: list[Replica], fake_argo: FakeArgo, fake_slack: FakeSlack, plane: Plane
+) -> None:
+    body = command_body(fake_slack, "create checkout ttl=1h name=steady", "s1", user=OWNER, channel=CHANNEL)
+    assert replicas[0].post(body, signed(body)).status == 200
+    fake_slack.wait_for("/response/s1")
+    (root,) = fake_slack.posted(CHANNEL)
+    (create_workflow,) = [w["metadata"]["name"] for w in fake_argo.workflows()]
+    end(fake_argo, plane, create_workflow)
+    wait_root(fake_slack, root["ts"], 3)  # the create's own update, then "ready" from each replica
+    body = command_body(fake_slack, "destroy steady", "s2", user=OWNER, channel=CHANNEL)
+    assert replicas[1].post(body, signed(body)).status == 200
+    fake_slack.wait_for("/response/s2")
+    (destroy_workflow,) = [
+        w["metadata"]["name"] for w in fake_argo.workflows() if w["metadata"]["name"] != create_workflow
+    ]
+    end(fake_argo, plane, destroy_workflow)
+    texts = [u["text"].split(" ")[0] + " " + u["text"].split(" ")[1] for u in wait_root(fake_slack, root["ts"], 5)]
+    assert texts == [":rocket: <@U111AAA>"] + [":white_check_mark: `steady`"] * 2 + [":wastebasket: `steady`"] * 2
+    assert fake_slack.posted(CHANNEL)[0]["text"] == ":wastebasket: `steady` was deleted by <@U111AAA>."
+
+
 # --- bounded: start-up and Slack's rate limits ---------------------------------------------------------
 
 
