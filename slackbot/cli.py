@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 # Each command imports what it needs when it runs: `serve` opens its port before Slack's SDK and the
 # core are even loaded (docs/adr/0010).
 
-LIBRARY_LOGGERS = ("slack_sdk", "slack_bolt", "urllib3")
+# slack-sdk's WebClient formats a debug line with the whole request body on every call unless the
+# level of its own logger (not an ancestor's) is above DEBUG, so that logger is named too.
+LIBRARY_LOGGERS = ("slack_sdk", "slack_sdk.web.base_client", "slack_bolt", "urllib3")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

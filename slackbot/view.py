@@ -36,7 +36,8 @@ MAX_AGE_FACTOR = 3  # one or two failed refreshes are tolerated; a third makes t
 
 class _Known:
     """Every record by environment name (Argo's over ours), each name folded once, and the names each
-    owner and channel has. Changed only under the view's lock."""
+    owner and channel has now (a name moves when a new incarnation has another owner or channel).
+    Changed only under the view's lock."""
 
     def __init__(self, records: Iterable[WorkflowRecord]) -> None:
         self.records: dict[str, dict[str, WorkflowRecord]] = defaultdict(dict)
@@ -57,11 +58,19 @@ class _Known:
         env = fold(self.records[name].values()).get(name)
         if env is None:
             return
+        before = self.envs.get(name)
         self.envs[name] = env
-        if env.owner:
-            self.by_owner[env.owner].add(name)
-        if env.channel:
-            self.by_channel[env.channel].add(name)
+        _list_under(self.by_owner, name, before.owner if before else None, env.owner)
+        _list_under(self.by_channel, name, before.channel if before else None, env.channel)
+
+
+def _list_under(index: dict[str, set[str]], name: str, was: str | None, now: str | None) -> None:
+    if was and was != now:
+        index[was].discard(name)
+        if not index[was]:
+            del index[was]
+    if now:
+        index[now].add(name)
 
 
 class Snapshot:
@@ -77,15 +86,14 @@ class Snapshot:
 
     def owned_by(self, owner: str) -> dict[str, Environment]:
         with self._lock:
-            return self._pick(self._known.by_owner.get(owner, set()), lambda env: env.owner == owner)
+            return self._pick(self._known.by_owner.get(owner, ()))
 
     def in_channel(self, channel: str) -> dict[str, Environment]:
         with self._lock:
-            return self._pick(self._known.by_channel.get(channel, set()), lambda env: env.channel == channel)
+            return self._pick(self._known.by_channel.get(channel, ()))
 
-    def _pick(self, names: Iterable[str], keep: Callable[[Environment], bool]) -> dict[str, Environment]:
-        # A name stays listed under an earlier incarnation's owner or channel: the current one decides.
-        return {name: env for name in names if (env := self._known.envs[name]) is not None and keep(env)}
+    def _pick(self, names: Iterable[str]) -> dict[str, Environment]:
+        return {name: self._known.envs[name] for name in names}
 
 
 class EnvironmentView:

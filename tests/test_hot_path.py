@@ -39,3 +39,20 @@ def test_web_api_calls_reuse_one_kept_alive_connection(http_bot_factory: Any, fa
         assert f"`{name}`" in http_bot.reply(path)["text"]
     calls = [r for r in fake_slack.received if r.path.startswith("/api/chat.")]
     assert len(calls) >= 2 and len({r.peer for r in calls}) == 1, [(r.path, r.peer) for r in calls]
+
+
+def test_the_web_api_client_formats_no_debug_line_unless_debug_is_asked_for() -> None:
+    """slack-sdk builds its debug line (the whole request body) whenever its own logger's level allows it."""
+    from slackbot.cli import LIBRARY_LOGGERS, _configure_logging
+
+    names = [*LIBRARY_LOGGERS, "waitress", "waitress.queue", ""]
+    saved = {name: logging.getLogger(name).level for name in names}
+    sdk = logging.getLogger("slack_sdk.web.base_client")  # the logger WebClient checks
+    try:
+        _configure_logging("INFO", quiet=False)
+        assert sdk.level > logging.DEBUG
+        _configure_logging("DEBUG", quiet=False)
+        assert sdk.isEnabledFor(logging.DEBUG)
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)

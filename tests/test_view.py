@@ -158,3 +158,21 @@ def test_own_submits_are_kept_until_a_read_that_started_after_them(fake_argo: Fa
     assert snapshot.named("mine") is not None  # now Argo's record
     assert snapshot.named("ghost") is None  # a submit Argo does not have is dropped once a later read says so
     assert argv_params(fake_argo.submits()[0])["env_name"] == "mine"
+
+
+def test_a_name_created_again_counts_only_for_its_new_owner_and_channel(fake_argo: FakeArgo) -> None:
+    """Quotas read the view's per-owner and per-channel listings: a new incarnation moves the name."""
+    view = EnvironmentView(ArgoCliOrchestrator(str(fake_argo.bin), ARGO_NAMESPACE, 10, ProcessRunner()), refresh=30)
+    view.refresh()
+    first = EnvironmentSpec.model_validate(
+        {"env_name": "shared", "service": "checkout", "expires_at": "2099-01-01T00:00:00Z", "requested_by": A,
+         "slack_channel": DEV}
+    )  # fmt: skip
+    view.created(first, Submission(workflow_name="envbot-create-first"), first.expires_at)
+    again = first.model_copy(update={"requested_by": B, "slack_channel": QA, "replaces": "envbot-create-first"})
+    view.created(again, Submission(workflow_name="envbot-create-again"), first.expires_at)
+    snapshot = view.snapshot()
+    assert snapshot is not None
+    assert snapshot.owned_by(A) == {} and snapshot.in_channel(DEV) == {}
+    assert snapshot.owned_by(B)["shared"].create.name == "envbot-create-again"
+    assert snapshot.in_channel(QA)["shared"].create.name == "envbot-create-again"
