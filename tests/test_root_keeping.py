@@ -156,6 +156,24 @@ def test_a_ready_create_shows_ready_with_its_url_and_buttons_then_deleted(
     assert [m for m in fake_slack.posted(CHANNEL) if "thread_ts" not in m] == [fake_slack.posted(CHANNEL)[0]]
 
 
+def test_an_extend_shows_the_new_expiry(
+    http_bot_factory: Any, fake_argo: FakeArgo, fake_slack: FakeSlack, plane: Plane
+) -> None:
+    bot = served(http_bot_factory)
+    workflow, root = create(bot, fake_argo, fake_slack, "longer")
+    end(fake_argo, plane, workflow)
+    ready = wait_root(fake_slack, root["ts"], 2)[-1]["text"]
+    _, path = bot.command("extend longer ttl=1d", user=OWNER, channel=CHANNEL)
+    assert "posted in the thread of `longer`" in bot.reply(path)["text"]
+    (extend,) = [w["metadata"]["name"] for w in fake_argo.workflows() if w["metadata"]["name"] != workflow]
+    end(fake_argo, plane, extend)
+    extended = wait_root(fake_slack, root["ts"], 3)[-1]["text"]
+    (submit,) = [s for s in fake_argo.submits() if "workflowtemplate/env-extend-template" in s]
+    expires = datetime.fromisoformat(argv_params(submit)["expires_at"].replace("Z", "+00:00"))
+    assert extended.startswith(":white_check_mark: `longer` is ready")
+    assert f"Expires <!date^{int(expires.timestamp())}^" in extended and extended != ready
+
+
 def test_with_notices_on_the_plane_updates_the_message_and_the_bot_does_not(
     http_bot_factory: Any, fake_argo: FakeArgo, fake_slack: FakeSlack, plane: Plane
 ) -> None:
