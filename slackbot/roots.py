@@ -36,6 +36,7 @@ from slackbot import metrics
 from slackbot.announce import AnnounceFailed, Announcer, MessageRef
 from slackbot.history import Environment
 from slackbot.orchestrator import WorkflowRecord
+from slackbot.redaction import redact
 from slackbot.replies import Button, Reply, slack_date
 
 log = logging.getLogger(__name__)
@@ -138,8 +139,9 @@ def _could_not_create(env: Environment) -> str:
 
 
 def _plain(text: str, limit: int) -> str:
-    """Text from the cluster, quoted in mrkdwn: one line, capped, nothing Slack would read as markup."""
-    one_line = _CONTROL.sub(" ", text).strip()
+    """Text from the cluster, quoted in mrkdwn: one line, capped, no secrets, nothing Slack would read
+    as markup."""
+    one_line = _CONTROL.sub(" ", redact(text)).strip()
     capped = one_line if len(one_line) <= limit else one_line[: limit - 1] + "…"
     return capped.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 

@@ -112,7 +112,7 @@ def test_a_failed_create_shows_on_its_message_with_the_reason(
     workflow, root = create(bot, fake_argo, fake_slack, "doomed")
     assert len(root_updates(fake_slack, root["ts"])) == 1  # the create's own: the workflow and its buttons
     assert root["text"].startswith(":rocket:")
-    reason = "envbot: quota exceeded <for> you & your team"
+    reason = "envbot: quota exceeded <for> you & your team\nrequest sent with xoxb-1234-5678-abcdef"
     assert end(fake_argo, plane, workflow, "Failed", failed_step="create", message=reason) == "skipped"
     assert fake_slack.posted(CHANNEL)[1:] == []  # the plane posted nothing: notices are off
     updated = wait_root(fake_slack, root["ts"], 2)[-1]
@@ -122,6 +122,7 @@ def test_a_failed_create_shows_on_its_message_with_the_reason(
         ":x: `doomed` could not be created: step `create` failed: "
         "envbot: quota exceeded &lt;for&gt; you &amp; your team"
     )
+    assert "your team request sent with [redacted]\n" in shown["text"]  # one line, and never a token
     assert "`/env status doomed`" in shown["text"] and "`/env create checkout name=doomed`" in shown["text"]
     assert not [b for b in shown["blocks"] if b["type"] == "actions"]  # nothing to extend or destroy
     # Same state, same message: later refreshes write nothing more.
