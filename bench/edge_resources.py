@@ -30,9 +30,10 @@ from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.conftest import BOT_TOKEN, SIGNING_SECRET, http_request
+from tests.conftest import SIGNING_SECRET, http_request
 from tests.fakes.argo_handle import FakeArgo
 from tests.fakes.slack_api import FakeSlack
+from tests.replicas import serve_environment
 from tests.test_slow_clients import Flood
 
 
@@ -174,17 +175,7 @@ def main() -> int:
     slack = FakeSlack().start()
     argo = FakeArgo(Path(tempfile.mkdtemp(prefix="envbot-bench-")))
     port, ops_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "SLACK_BOT_TOKEN": BOT_TOKEN,
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_API_URL": slack.api_url,
-        "SLACK_RESPONSE_URL_PREFIX": slack.response_prefix,
-        "ARGO_BIN": str(argo.bin),
-        "HOST": "127.0.0.1",
-        "OPS_PORT": str(ops_port),
-        "LOG_LEVEL": "ERROR",
-    }
+    env = serve_environment(argo.bin, slack, OPS_PORT=str(ops_port), LOG_LEVEL="ERROR")
     server = subprocess.Popen(
         [sys.executable, "-m", "slackbot", "serve", "--mode", "http", "--port", str(port)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -35,8 +35,9 @@ from slack_sdk.signature import SignatureVerifier
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import BOT_TOKEN, SIGNING_SECRET, http_request  # noqa: E402
+from tests.conftest import SIGNING_SECRET, http_request  # noqa: E402
 from tests.fakes.slack_api import FakeSlack  # noqa: E402
+from tests.replicas import serve_environment  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 ARGO = """#!/bin/sh
@@ -83,12 +84,9 @@ class Setup:
         self.policy.write_text(yaml.safe_dump({"quotas": {"per_user": 10, "per_channel": 10000}}))
 
     def env(self, latency: float, **extra: str) -> dict[str, str]:
-        return {
-            **os.environ, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-            "SLACK_API_URL": self.slack.api_url, "SLACK_RESPONSE_URL_PREFIX": self.slack.response_prefix,
-            "ARGO_BIN": str(self.argo), "ARGO_SLEEP": f"{latency:g}", "HOST": "127.0.0.1", "SHUTDOWN_DRAIN": "0",
-            "ENVBOT_POLICY": str(self.policy), "LOG_LEVEL": "WARNING", **extra,
-        }  # fmt: skip
+        settings = {"ARGO_SLEEP": f"{latency:g}", "SHUTDOWN_DRAIN": "0", "ENVBOT_POLICY": str(self.policy),
+                    "LOG_LEVEL": "WARNING"}  # fmt: skip
+        return serve_environment(self.argo, self.slack, **(settings | extra))
 
     def verbs(self) -> list[str]:
         return self.calls.read_text().split() if self.calls.exists() else []

@@ -20,6 +20,22 @@ from tests.fakes.argo_handle import FakeArgo
 from tests.fakes.slack_api import FakeSlack
 
 
+def serve_environment(argo_bin: Path | str, slack: FakeSlack, **settings: str) -> dict[str, str]:
+    """The environment `envbot serve` runs with in tests and benchmarks: this process's own, plus Slack's
+    credentials, the Slack stand-in's URLs, the argo to run and a loopback address. `settings` add or
+    override variables by name (SLACK_THREADS="false", OPS_PORT=…)."""
+    return {
+        **os.environ,
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": slack.api_url,
+        "SLACK_RESPONSE_URL_PREFIX": slack.response_prefix,
+        "ARGO_BIN": str(argo_bin),
+        "HOST": "127.0.0.1",
+        **settings,
+    }
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -34,17 +50,8 @@ class Replica:
         self.mode = mode
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.env = {
-            **os.environ,
-            "SLACK_BOT_TOKEN": BOT_TOKEN,
-            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-            "SLACK_API_URL": slack.api_url,
-            "SLACK_RESPONSE_URL_PREFIX": slack.response_prefix,
-            "ARGO_BIN": str(argo.bin),
-            "HOST": "127.0.0.1",
-            "SLACK_THREADS": "false",  # answers read from response_url, as in conftest.make_settings
-            **env,
-        }
+        # Answers are read from response_url, as in conftest.make_settings.
+        self.env = serve_environment(argo.bin, slack, **({"SLACK_THREADS": "false"} | env))
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
         self.start()

@@ -12,6 +12,7 @@ from pathlib import Path
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET, FakeArgo, http_request
 from tests.execution_plane import ARGO_NAMESPACE
 from tests.fakes.slack_api import FakeSlack
+from tests.replicas import serve_environment
 
 
 def envbot(*args: str, env: dict[str, str] | None = None, stdin: str | None = None, cwd: Path | None = None):
@@ -118,14 +119,7 @@ def test_a_busy_port_is_one_clear_line(tmp_path: Path, fake_slack: FakeSlack) ->
 
 def test_serve_http_runs_until_sigterm(tmp_path: Path, fake_argo: FakeArgo, fake_slack: FakeSlack) -> None:
     port = _free_port()
-    env = {
-        **os.environ,
-        "SLACK_BOT_TOKEN": BOT_TOKEN,
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_API_URL": fake_slack.api_url,
-        "ARGO_BIN": str(fake_argo.bin),
-        "HOST": "127.0.0.1",
-    }
+    env = serve_environment(fake_argo.bin, fake_slack)
     proc = subprocess.Popen(
         [sys.executable, "-m", "slackbot", "serve", "--mode", "http", "--port", str(port)],
         env=env,

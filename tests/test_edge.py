@@ -29,6 +29,7 @@ from tests.conftest import (
     operator_detail,
 )
 from tests.fakes.slack_api import FakeSlack
+from tests.replicas import serve_environment
 from tests.test_socket_mode import envelope
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -287,17 +288,9 @@ def free_port() -> int:
 
 def serve(tmp_path: Path, fake_argo: FakeArgo, fake_slack: FakeSlack, **env: str) -> tuple[subprocess.Popen[str], str]:
     port = free_port()
-    values = {
-        "SLACK_BOT_TOKEN": BOT_TOKEN,
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_API_URL": fake_slack.api_url,
-        "SLACK_RESPONSE_URL_PREFIX": fake_slack.response_prefix,
-        "ARGO_BIN": str(fake_argo.bin),
-        "HOST": "127.0.0.1",
-    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "slackbot", "serve", "--mode", "http", "--port", str(port)],
-        env={**os.environ, **values, **env},
+        env=serve_environment(fake_argo.bin, fake_slack, **env),
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

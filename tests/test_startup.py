@@ -1,28 +1,25 @@
 """`envbot serve` start-up: the port opens before anything slow; /readyz waits for the verified templates."""
 
-import os
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from tests.conftest import BOT_TOKEN, SIGNING_SECRET, http_request, keep_extend_records_three_days
+from tests.conftest import http_request, keep_extend_records_three_days
 from tests.fakes.argo_handle import FakeArgo
 from tests.fakes.slack_api import FakeSlack
+from tests.replicas import serve_environment
 
 
 def serve(tmp_path: Path, fake_argo: FakeArgo, fake_slack: FakeSlack, **env: str) -> tuple[subprocess.Popen[str], str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    values = {
-        "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": fake_slack.api_url,
-        "ARGO_BIN": str(fake_argo.bin), "HOST": "127.0.0.1", "SHUTDOWN_DRAIN": "0",
-    }  # fmt: skip
+    environment = serve_environment(fake_argo.bin, fake_slack, **({"SHUTDOWN_DRAIN": "0"} | env))
     proc = subprocess.Popen(
         [sys.executable, "-m", "slackbot", "serve", "--mode", "http", "--port", str(port)],
-        env={**os.environ, **values, **env}, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=environment, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     return proc, f"http://127.0.0.1:{port}"
 
