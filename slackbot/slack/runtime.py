@@ -88,10 +88,12 @@ class Runtime:
         self.responder = Responder(str(settings.slack_response_url_prefix), settings.slack_timeout)
         self.app = _bolt_app(settings, self.client, mode)
         surfaces = Surfaces(self.bot, self.scheduler, self.client)
-        surfaces.register(self.app)
+        # Bolt tries listeners in the order they were registered (their matchers are disjoint): `/env`,
+        # the hot path, comes first, so a command is not first matched against the form and the Home tab.
         Listeners(
             self.bot, self.scheduler, self.responder, self.groups, time_acks=mode == "socket", surfaces=surfaces
         ).register(self.app)
+        surfaces.register(self.app)
         self.socket: EnvbotSocketModeHandler | None = None
         if mode == "socket":
             self.socket = EnvbotSocketModeHandler(
