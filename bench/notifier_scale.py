@@ -1,10 +1,12 @@
 """The env-notifier sweep against 1,000 unsettled workflows and one warning that is due.
 
-Real kubectl against the Kubernetes API stand-in, real curl against the Slack Web API stand-in, the
-notifier script rendered as Argo renders it, run as envbot-notify. Measures one sweep: its time,
-how many notices it settled, the API requests per workflow, and when the warning went out (its
-position among the posts). The old sweep (from git, bench/plane_baseline.py) runs on the same
-seed, killed at the template's 600 s deadline as Argo would.
+Real kubectl against the Kubernetes API stand-in (with argo/'s RBAC and admission installed), real
+curl against the Slack Web API stand-in, the notifier script rendered as Argo renders it, run as
+envbot-notify. Measures one sweep: its time, how many notices it settled, the API requests per
+workflow, and when the warning went out (its position among the posts). The sweep as it was before
+its notices were planned in the listing pass (git commit BEFORE, read by bench/plane_baseline.py)
+runs on the same seed in the same run, killed at the template's 600 s deadline as Argo would. The
+load average is printed with each result: the machine is shared.
 
     .venv/bin/python bench/notifier_scale.py --workflows 1000
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import secrets
 import sys
 import tempfile
@@ -25,10 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import plane_baseline
 from tests.execution_plane import ARGO_NAMESPACE, CREATE, NOTIFIER, SETTINGS, Run, render, run_script, template
+from tests.fakes.cluster import install
 from tests.fakes.kube_api import FakeKubeApi, kubectl_env
 from tests.fakes.slack_api import FakeSlack
 
 DEADLINE = 600  # activeDeadlineSeconds of env-notifier-template
+BEFORE = "96cc71c"  # main before the sweep planned its notices in one jq pass (issue 14, the notifier at scale)
 USER = f"system:serviceaccount:{ARGO_NAMESPACE}:envbot-notify"
 
 
@@ -90,6 +95,7 @@ def seed(api: FakeKubeApi, count: int) -> None:
 def sweep(count: int, folder: Path, old: bool) -> dict[str, Any] | None:
     api, slack = FakeKubeApi().start(), FakeSlack().start()
     try:
+        install(api)  # RBAC and admission from argo/ judge every request, as in the tests
         seed(api, count)
         token = folder / "bot-token"
         token.write_text("xoxb-" + secrets.token_hex(16))
@@ -102,10 +108,7 @@ def sweep(count: int, folder: Path, old: bool) -> dict[str, Any] | None:
         before, started = len(api.requests), time.monotonic()
         run: Run
         if old:
-            libs, rendered = (
-                plane_baseline.libraries(),
-                plane_baseline.rendered(NOTIFIER, settings | {"slack_api_url": slack.api_url}, {}),
-            )
+            libs, rendered = plane_baseline.libraries(BEFORE), plane_baseline.rendered(NOTIFIER, settings, {}, BEFORE)
             if libs is None or rendered is None:
                 return None
             run = plane_baseline.run(rendered, folder / "old-pod", base, libs, timeout=DEADLINE)
@@ -115,12 +118,20 @@ def sweep(count: int, folder: Path, old: bool) -> dict[str, Any] | None:
         posts = [r for r in slack.received if r.path.endswith("chat.postMessage")]
         warning = [i for i, r in enumerate(posts) if r.body.get("channel") == "C222BBB"]
         requests = len(api.requests) - before
+        settled = len(posts) - len(warning)
         return {
-            "behaviour": "old" if old else "new",
+            "behaviour": f"before ({BEFORE})" if old else "new",
             "workflows": count,
             "seconds": round(seconds, 1),
+            "notices_per_second": round(settled / seconds, 2),
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
             "killed_at_deadline": run.returncode == -9,
-            "workflow_notices_sent": len(posts) - len(warning),
+            "workflow_notices_sent": settled,
+            "workflows_marked_sent": sum(
+                1
+                for w in api.objects("Workflow", ARGO_NAMESPACE)
+                if w["metadata"].get("labels", {}).get("envbot.dev/notice") == "sent"
+            ),
             "api_requests_per_workflow": round(requests / count, 2),
             "warning_sent_as_post": warning[0] + 1 if warning else None,
             "last_line": (run.stdout.strip().splitlines() or [""])[-1][:200],
@@ -136,10 +147,12 @@ def main() -> int:
     parser.add_argument("--skip-old", action="store_true")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="envbot-bench-notifier-"))
+    machine = {"cpus": os.cpu_count(), "load_average_before": [round(x, 2) for x in os.getloadavg()]}
+    print(json.dumps(machine), flush=True)
     print(json.dumps(sweep(args.workflows, folder, old=False)), flush=True)
     if not args.skip_old:
         old = sweep(args.workflows, folder, old=True)
-        print(json.dumps(old if old is not None else {"behaviour": "old", "skipped": "no git history"}), flush=True)
+        print(json.dumps(old if old is not None else {"behaviour": "before", "skipped": "no git history"}), flush=True)
     return 0
 
 

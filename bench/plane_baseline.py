@@ -21,24 +21,22 @@ from tests.execution_plane import ARGO_NAMESPACE, Rendered, Run
 BASELINE = "78b5f57"  # main before "Intent only, inside too" (issue 14 part B)
 
 
-def _show(path: str) -> str | None:
+def _show(path: str, at: str) -> str | None:
     git = shutil.which("git")
     if git is None:
         return None
-    result = subprocess.run(
-        [git, "-C", str(ROOT), "show", f"{BASELINE}:{path}"], capture_output=True, text=True, check=False
-    )
+    result = subprocess.run([git, "-C", str(ROOT), "show", f"{at}:{path}"], capture_output=True, text=True, check=False)
     return result.stdout if result.returncode == 0 else None
 
 
-def libraries() -> dict[str, str] | None:
-    text = _show("argo/config/envbot-lib.yaml")
+def libraries(at: str = BASELINE) -> dict[str, str] | None:
+    text = _show("argo/config/envbot-lib.yaml", at)
     return None if text is None else dict(yaml.safe_load(text)["data"])
 
 
-def rendered(name: str, settings: dict[str, str], params: dict[str, str]) -> Rendered | None:
-    """The entrypoint script of template `name` at BASELINE, as Argo and the kubelet would render it."""
-    text = _show(f"argo/workflowtemplates/{name}.yaml")
+def rendered(name: str, settings: dict[str, str], params: dict[str, str], at: str = BASELINE) -> Rendered | None:
+    """The entrypoint script of template `name` at commit `at`, as Argo and the kubelet would render it."""
+    text = _show(f"argo/workflowtemplates/{name}.yaml", at)
     if text is None:
         return None
     doc: dict[str, Any] = yaml.safe_load(text)

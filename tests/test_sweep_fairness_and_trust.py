@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from tests import test_notices
 from tests.execution_plane import ARGO_NAMESPACE, CREATE, REAPER
-from tests.fakes.kube_api import FakeKubeApi
-from tests.test_notices import CHANNEL, ENV, NOTICE, Plane, create_params, environment, expiry_of, reap
+from tests.fakes.kube_api import FakeKubeApi, kubectl_path
+from tests.test_notices import CHANNEL, ENV, NOTICE, POST, Plane, create_params, environment, expiry_of, reap
 
 plane = test_notices.plane  # the same cluster, Slack and clock fixtures
 slack = test_notices.slack
@@ -62,6 +64,41 @@ def test_each_due_workflow_costs_two_writes_and_no_reads_of_its_own(plane: Plane
     assert len(listings) == 2  # envbot's workflows and the reaper's runs, once each
     for name in workflows:
         assert [m for m, p in touched if p.endswith(f"/workflows/{name}")] == ["PUT", "PUT"]  # claim, then sent
+    assert all(plane.notice(w)[0] == "sent" for w in workflows)
+
+
+def count_processes(plane: Plane, *commands: str) -> Path:
+    """Put a recorder in front of each command on the scripts' PATH: one line per process started."""
+    log = plane.folder / "processes.log"
+    log.touch()
+    for command in commands:
+        real = kubectl_path() if command == "kubectl" else Path("/usr/bin") / command
+        recorder = plane.bin / command
+        recorder.write_text(f'#!/bin/bash\nprintf "%s\\n" {command} >>{log}\nexec {real} "$@"\n')
+        recorder.chmod(0o755)
+    return log
+
+
+def test_a_notice_starts_only_its_claim_its_post_and_its_confirm(plane: Plane, api: FakeKubeApi) -> None:
+    # Issue 14, "What was seen" 7: each notice started about fifteen processes (jq for the verdict,
+    # the messages, each write's body; kubectl; curl), which limited a run to ~200 notices. Now the
+    # sweep plans every notice in one jq pass over its listing: per notice, two kubectl (the claim and
+    # the confirm) and one curl; the jq runs of a sweep do not grow with the backlog.
+    log = count_processes(plane, "jq", "kubectl")
+    started: list[Counter[str]] = []
+    workflows = []
+    for run, count in enumerate((3, 9)):
+        for i in range(count):
+            params = create_params(plane, env_name=f"env-{run}-{i}")
+            workflows.append(plane.workflow(CREATE, params, phase="Succeeded", ended_ago=600 - i))
+        log.write_text("")
+        curls = len(plane.slack.requests(POST))
+        assert plane.sweep(folder=f"sweep-{run}").returncode == 0
+        started.append(Counter(log.read_text().split()) + Counter(curl=len(plane.slack.requests(POST)) - curls))
+    few, many = started
+    assert (few["curl"], many["curl"]) == (3, 9)
+    assert many["kubectl"] - few["kubectl"] == 2 * (9 - 3)
+    assert many["jq"] == few["jq"], started
     assert all(plane.notice(w)[0] == "sent" for w in workflows)
 
 
