@@ -13,7 +13,8 @@ from typing import Literal, TextIO
 from slackbot.argo_cli import ArgoCliOrchestrator
 from slackbot.audit import check_appendable
 from slackbot.errors import ConfigError, EnvbotError
-from slackbot.orchestrator import TEMPLATE_PARAMETERS
+from slackbot.history import fold
+from slackbot.orchestrator import TEMPLATE_PARAMETERS, Scope
 from slackbot.policy import Policy, english_list, load_policy
 from slackbot.retention import RecordRetention
 from slackbot.settings import Settings
@@ -124,6 +125,8 @@ def argo_checks(settings: Settings, policy: Policy | None) -> Iterator[Result]:
     if not reachable:
         return
     yield _submit_result(orchestrator, settings.argo_namespace)
+    if settings.argo_previous_namespace is not None:
+        yield _previous_namespace_result(orchestrator, settings.argo_previous_namespace)
     if policy is not None:
         yield _records_result(orchestrator, policy)
         yield _quotas_result(orchestrator, policy)
@@ -179,6 +182,37 @@ def _submit_result(orchestrator: ArgoCliOrchestrator, namespace: str) -> Result:
         return failed("argo submit", error.user_message)
     return ok(
         "argo submit", f"a server-side dry run of env-create-template in {namespace} was accepted; nothing created"
+    )
+
+
+def _previous_namespace_result(orchestrator: ArgoCliOrchestrator, previous: str) -> Result:
+    """ARGO_PREVIOUS_NAMESPACE (docs/adr/0014): readable, and still needed while environments created
+    there before the upgrade have not ended."""
+    what = "previous namespace"
+    try:
+        old = orchestrator.history_in(previous, Scope())
+        envs = fold([*orchestrator.history_in(orchestrator.namespace, Scope()), *old])
+    except EnvbotError as error:
+        return failed(
+            what,
+            f"could not read history in {previous} ({error.user_message}); the upgrade lets the bot read there "
+            "(Role envbot-history-reader, argo/upgrade/to-own-namespace.sh)",
+        )
+    now, created_there = datetime.now(UTC), {r.name for r in old}
+    ongoing = sorted(
+        n for n, e in envs.items() if e.create.name in created_there and e.state(now) in ("live", "destroying")
+    )
+    if not ongoing:
+        return warning(
+            what,
+            f"no environment created in {previous} before the upgrade is left: unset ARGO_PREVIOUS_NAMESPACE and "
+            f"delete Role and RoleBinding envbot-history-reader in {previous} (docs/install.md, Upgrading)",
+        )
+    shown = english_list([f"`{n}`" for n in ongoing[:5]]) + (
+        f" and {len(ongoing) - 5} more" if len(ongoing) > 5 else ""
+    )
+    return ok(
+        what, f"history is also read (read-only) in {previous} for {len(ongoing)} environment(s) created there: {shown}"
     )
 
 

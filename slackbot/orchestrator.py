@@ -71,6 +71,7 @@ class WorkflowRecord(_Frozen):
     notice: str | None = None
     warn_before: tuple[int, ...] = ()  # create/extend: seconds before the expiry the owner is warned
     failed_step: FailedStep | None = None  # a failed workflow: the step that failed, and why
+    namespace: str | None = None  # where it lives: ARGO_NAMESPACE, or the previous one (ADR 0014)
 
     @property
     def failed(self) -> bool:

@@ -70,10 +70,11 @@ class Links:
         self._base = argo_ui_url.rstrip("/") if argo_ui_url else None
         self._namespace = namespace
 
-    def workflow(self, name: str) -> str:
+    def workflow(self, name: str, namespace: str | None = None) -> str:
+        """`namespace`: where a record lives, when not ARGO_NAMESPACE (ARGO_PREVIOUS_NAMESPACE, ADR 0014)."""
         if self._base is None:
             return f"`{name}`"
-        return f"<{self._base}/workflows/{self._namespace}/{name}|{name}>"
+        return f"<{self._base}/workflows/{namespace or self._namespace}/{name}|{name}>"
 
 
 def slack_date(moment: datetime) -> str:
@@ -428,7 +429,7 @@ def _workflow_line(record: WorkflowRecord, detail: WorkflowDetail | None, links:
     until = f", to {slack_date(record.expires_at)}" if record.action == "extend" and record.expires_at else ""
     if record.action in ("create", "deploy") and (record.version or record.requested_version):
         until = f" of `{record.version}`" if record.version else f" of {record.requested_version}"
-    line = f"• {record.action}{until}{by}: {links.workflow(record.name)} · {workflow_words(record)}"
+    line = f"• {record.action}{until}{by}: {links.workflow(record.name, record.namespace)} · {workflow_words(record)}"
     if detail is not None and detail.failed_step is not None:
         line += f"\n    step `{detail.failed_step.name}` failed: {detail.failed_step.message[:300]}"
     elif record.failed and record.message:

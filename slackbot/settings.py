@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, HttpUrl, SecretStr, ValidationError
+from pydantic import AfterValidator, BeforeValidator, Field, HttpUrl, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from slackbot.argo_cli.passthrough import Passthrough
@@ -52,6 +52,10 @@ def _host(value: str) -> str:
     return value
 
 
+def _previous_namespace(value: str | None) -> str | None:
+    return None if value is None or not value.strip() else check_label("ARGO_PREVIOUS_NAMESPACE", value.strip())
+
+
 def _optional_path(value: object) -> object:
     # `ENVBOT_AUDIT_FILE=` (empty) means unset, not the current directory.
     return None if isinstance(value, str) and not value.strip() else value
@@ -76,6 +80,9 @@ class Settings(BaseSettings):
     slack_threads: bool = True
     argo_bin: str = Field(default="argo", min_length=1)
     argo_namespace: Annotated[str, AfterValidator(lambda v: check_label("ARGO_NAMESPACE", v))] = "envbot-workflows"
+    # Where envbot's workflows lived before argo/upgrade/to-own-namespace.sh (e.g. `argo`): history is
+    # read there too, never written, while environments created before the upgrade live (ADR 0014).
+    argo_previous_namespace: Annotated[str | None, AfterValidator(_previous_namespace)] = None
     argo_timeout: Seconds = Field(default=30.0, gt=0, le=600)
     argo_concurrency: int = Field(default=8, ge=1, le=64)
     # MiB read from one `argo list` at most; lists are parsed as they stream, so this bounds time, not memory.
@@ -102,6 +109,14 @@ class Settings(BaseSettings):
     envbot_audit_file: OptionalPath = None
     group_cache_seconds: Seconds = Field(default=300.0, ge=0, le=86400)
     log_level: Annotated[str, BeforeValidator(_log_level)] = "INFO"
+
+    @model_validator(mode="after")
+    def _previous_is_another_namespace(self) -> "Settings":
+        if self.argo_previous_namespace == self.argo_namespace:
+            raise ValueError(
+                "ARGO_PREVIOUS_NAMESPACE must name the namespace envbot used before the upgrade, not ARGO_NAMESPACE"
+            )
+        return self
 
     def is_set(self, name: str) -> bool:
         value = getattr(self, name)

@@ -17,7 +17,9 @@ def build_orchestrator(settings: Settings, runner: Runner | None = None) -> Argo
         output_limit=settings.argo_output_limit * 1024 * 1024,
         passthrough=Passthrough.parse(settings.argo_env_passthrough),
     )
-    return ArgoCliOrchestrator(settings.argo_bin, settings.argo_namespace, settings.argo_timeout, runner)
+    return ArgoCliOrchestrator(
+        settings.argo_bin, settings.argo_namespace, settings.argo_timeout, runner, settings.argo_previous_namespace
+    )
 
 
 def build_bot(

@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.execution_plane import ARGO_NAMESPACE, REAPER, SETTINGS, render, run_script, service_account
-from tests.fakes.cluster import ARGO_CONTROLLER_RBAC, bot_install, execution_plane
+from tests.fakes.cluster import ARGO_CONTROLLER_RBAC, BOT, bot_install, execution_plane
 from tests.fakes.kube_api import FakeKubeApi, kubectl_env, kubectl_path
 
 SCRIPT = ROOT / "argo/upgrade/to-own-namespace.sh"
@@ -132,7 +132,8 @@ def test_upgrade_from_the_shared_argo_namespace_leaves_nothing_behind(
     assert upgrade().returncode == 0
 
     assert names(api, "ServiceAccount", OLD) == {"argo"}  # Argo's controller's own stays
-    assert names(api, "Role", OLD) == names(api, "RoleBinding", OLD) == set()
+    # Only the bot's read-only Role for the old records (below) is left there.
+    assert names(api, "Role", OLD) == names(api, "RoleBinding", OLD) == {"envbot-history-reader"}
     assert names(api, "WorkflowTemplate", OLD) == names(api, "ConfigMap", OLD) == set()
     assert names(api, "Secret", OLD) == set()
     assert "envbot-environments" not in names(api, "ClusterRole") | names(api, "ClusterRoleBinding")
@@ -148,6 +149,20 @@ def test_upgrade_from_the_shared_argo_namespace_leaves_nothing_behind(
     # The old records stay until their TTL; Argo's own namespace stays.
     assert names(api, "Workflow", OLD) == {"env-create-template-done1", "env-create-template-busy1"}
     assert api.namespace(OLD) is not None
+    # The bot reads them (ARGO_PREVIOUS_NAMESPACE, docs/adr/0014) and can do nothing else there.
+    assert "ARGO_PREVIOUS_NAMESPACE=argo" in second.stdout
+    as_bot = kubectl_env(api, tmp_path / "bot", user=BOT)
+    for refused in (
+        [kubectl, "delete", "workflows.argoproj.io", "env-create-template-done1", "-n", OLD],
+        [kubectl, "create", "-f", "-", "-n", OLD],
+    ):
+        stdin = json.dumps(old_workflow("env-create-template-bot1", completed=False))
+        run = subprocess.run(refused, env=as_bot, input=stdin, capture_output=True, text=True)
+        assert run.returncode != 0 and "forbidden" in run.stderr, run.stderr
+    listed = subprocess.run(
+        [kubectl, "get", "workflows.argoproj.io", "-n", OLD, "-o", "name"], env=as_bot, capture_output=True, text=True
+    )
+    assert listed.returncode == 0 and "env-create-template-done1" in listed.stdout, listed.stderr
 
     # Environments in flight are the new install's: its reaper, as its own account, reaps the expired one.
     user = service_account(REAPER)

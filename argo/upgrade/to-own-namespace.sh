@@ -5,16 +5,20 @@
 # creates the new namespace and everything in it) and before deploying the bot with the new
 # ARGO_NAMESPACE. It is safe to run again: every step checks first (docs/install.md, "Upgrading").
 #
-#   argo/upgrade/to-own-namespace.sh [OLD_NAMESPACE [NEW_NAMESPACE]]     # default: argo envbot-workflows
+#   argo/upgrade/to-own-namespace.sh [OLD_NAMESPACE [NEW_NAMESPACE [BOT_ACCOUNT]]]
+#   # defaults: argo envbot-workflows envbot:envbot (the bot's service account, namespace:name)
 #
 # Environments (namespaces) are cluster-scoped and keep their labels: the new executors, with the
 # same instance, go on extending, destroying, warning about and reaping them. Workflows still
 # running in the old namespace must finish first (their pods run as the old accounts), so the
-# script stops, removing nothing, while any is running, and says which.
+# script stops, removing nothing, while any is running, and says which. The old layout's finished
+# Workflows are the history of the environments created before the upgrade: the bot keeps reading
+# them (ARGO_PREVIOUS_NAMESPACE, docs/adr/0014) through a read-only Role this script leaves.
 set -euo pipefail
 
 old=${1:-argo}
 new=${2:-envbot-workflows}
+bot=${3:-envbot:envbot}
 say() { printf 'upgrade: %s\n' "$*"; }
 die() { printf 'upgrade: %s\n' "$*" >&2; exit 1; }
 
@@ -87,5 +91,34 @@ kubectl -n "$old" delete serviceaccount envbot-executor --ignore-not-found -o na
 kubectl -n "$old" delete rolebindings.rbac.authorization.k8s.io,roles.rbac.authorization.k8s.io envbot-submitter --ignore-not-found -o name
 kubectl delete clusterrolebindings.rbac.authorization.k8s.io,clusterroles.rbac.authorization.k8s.io envbot-environments --ignore-not-found -o name
 
-say "done: envbot now lives in $new. Deploy the bot with ARGO_NAMESPACE=$new (manifests/bot). The old"
-say "layout's finished Workflows stay in $old as a record until their TTL (21 days) removes them."
+# 5. The bot goes on reading, never writing, the old layout's Workflows: the history of environments
+#    created before the upgrade (ARGO_PREVIOUS_NAMESPACE). Delete this Role and RoleBinding once
+#    `envbot check` says none of them is left (docs/install.md, "Upgrading").
+[[ $bot =~ ^[a-z0-9]([-a-z0-9]*[a-z0-9])?:[a-z0-9]([-a-z0-9.]*[a-z0-9])?$ ]] \
+  || die "BOT_ACCOUNT must be the bot's service account as namespace:name (e.g. envbot:envbot)"
+kubectl apply -o name -f - <<EOF
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: envbot-history-reader
+  namespace: $old
+  labels: {app.kubernetes.io/name: envbot, app.kubernetes.io/component: history-reader}
+rules:
+  - apiGroups: [argoproj.io]
+    resources: [workflows]
+    verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: envbot-history-reader
+  namespace: $old
+  labels: {app.kubernetes.io/name: envbot, app.kubernetes.io/component: history-reader}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: envbot-history-reader}
+subjects:
+  - {kind: ServiceAccount, namespace: ${bot%%:*}, name: ${bot#*:}}
+EOF
+
+say "done: envbot now lives in $new. Deploy the bot with ARGO_NAMESPACE=$new and"
+say "ARGO_PREVIOUS_NAMESPACE=$old (manifests/bot): environments created before the upgrade keep their history."
+say "The old layout's finished Workflows stay in $old as that record until their TTL (21 days) removes them."

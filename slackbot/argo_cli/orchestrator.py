@@ -8,6 +8,7 @@ import shlex
 import subprocess
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -64,9 +65,19 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 class ArgoCliOrchestrator:
-    def __init__(self, argo_bin: str, namespace: str, timeout: float, runner: Runner | None = None) -> None:
+    def __init__(
+        self,
+        argo_bin: str,
+        namespace: str,
+        timeout: float,
+        runner: Runner | None = None,
+        previous_namespace: str | None = None,
+    ) -> None:
         self.argo_bin = argo_bin
         self.namespace = namespace
+        # Read-only: history of environments created before the upgrade to envbot's own namespace
+        # (ARGO_PREVIOUS_NAMESPACE, docs/adr/0014). Everything is submitted in `namespace`.
+        self.previous_namespace = previous_namespace
         self.timeout = timeout
         self.runner: Runner = runner or ProcessRunner()
         self.dry_run = isinstance(runner, DryRunRunner)
@@ -162,6 +173,22 @@ class ArgoCliOrchestrator:
     # --- reads ----------------------------------------------------------------------------------
 
     def history(self, scope: Scope) -> list[WorkflowRecord]:
+        """One `argo list`; with a previous namespace, a second one there, run alongside, and both merged
+        (workflow names are the chain's links, and no name is in both: the upgrade copies no workflow)."""
+        if self.previous_namespace is None:
+            return self.history_in(self.namespace, scope)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            previous = pool.submit(self.history_in, self.previous_namespace, scope)
+            records = self.history_in(self.namespace, scope)
+            try:
+                return records + previous.result()
+            except OrchestratorError as error:  # fail closed: a partial history would miscount and misjudge
+                raise OrchestratorError(
+                    f"Could not read the history from before the upgrade in namespace {self.previous_namespace} "
+                    f"(ARGO_PREVIOUS_NAMESPACE), so I did nothing: {error.user_message}"
+                ) from None
+
+    def history_in(self, namespace: str, scope: Scope) -> list[WorkflowRecord]:
         terms = {
             LABEL_MANAGED_BY: MANAGED_BY,
             LABEL_ENV: scope.env_name,
@@ -171,7 +198,7 @@ class ArgoCliOrchestrator:
         # No --chunk-size: in kube mode argo v3.6/v3.7 counts with the page limit, never returns a
         # continue token and silently stops after the first page (server/workflow/workflow_server.go
         # ListWorkflows). The whole list is read instead, one workflow at a time (WorkflowListReader).
-        argv = [self.argo_bin, "list", "-n", self.namespace, "-l", selector(terms), "-o", "json"]
+        argv = [self.argo_bin, "list", "-n", namespace, "-l", selector(terms), "-o", "json"]
         reader = WorkflowListReader()
         try:
             self._run(argv, "list", None, on_stdout=reader.feed)
@@ -183,8 +210,15 @@ class ArgoCliOrchestrator:
             ) from None
 
     def workflow(self, name: str) -> WorkflowDetail:
+        """`argo get`; a workflow not in the namespace may be a record in the previous one."""
         argv = [self.argo_bin, "get", name, "-n", self.namespace, "-o", "json"]
-        return workflow_detail(self._json(self._run(argv, "get", None), "argo get"))
+        result = self._run(argv, "get", None, check=self.previous_namespace is None)
+        if result.returncode != 0 and self.previous_namespace is not None:
+            if _grpc_code(result.stderr) != "NotFound":
+                raise OrchestratorError(self._explain(result, None))
+            argv = [self.argo_bin, "get", name, "-n", self.previous_namespace, "-o", "json"]
+            result = self._run(argv, "get", None)
+        return workflow_detail(self._json(result, "argo get"))
 
     def template(self, name: str) -> TemplateInfo:
         argv = [self.argo_bin, "template", "get", name, "-n", self.namespace, "-o", "json"]

@@ -23,6 +23,7 @@ from slackbot.argo_cli.labels import (
     LABEL_SERVICE,
 )
 from slackbot.commands import Target
+from slackbot.names import is_dns_label
 from slackbot.orchestrator import FailedStep, PlaneLimits, TemplateInfo, WorkflowDetail, WorkflowRecord
 
 MAX_ITEM = 8 * 1024 * 1024
@@ -123,6 +124,7 @@ def workflow_record(item: dict[str, Any]) -> WorkflowRecord | None:
         notice=_notice(labels.get(LABEL_NOTICE)),
         warn_before=_leads(params.get("warn_before")) if action in ("create", "extend") else (),
         failed_step=failed_step(item) if status.get("phase") in ("Failed", "Error") else None,
+        namespace=metadata["namespace"] if is_dns_label(str(metadata.get("namespace", ""))) else None,
     )
 
 

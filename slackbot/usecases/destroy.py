@@ -44,7 +44,9 @@ def _destroy(services: Services, invocation: Invocation, name: str) -> Reply:
         if state in ("destroying", "destroyed") and env.destroy is not None:
             who = f" by <@{env.destroy.requested_by}>" if env.destroy.requested_by else ""
             verb = "is already being destroyed" if state == "destroying" else "was already destroyed"
-            raise PolicyDenied(f"`{name}` {verb}{who} ({services.links.workflow(env.destroy.name)}).")
+            raise PolicyDenied(
+                f"`{name}` {verb}{who} ({services.links.workflow(env.destroy.name, env.destroy.namespace)})."
+            )
         lineage = env.lineage()
     request = DestroyRequest(env_name=name, requested_by=actor.user_id, lineage=lineage, request=invocation.request)
     submission = services.orchestrator.destroy(request)
