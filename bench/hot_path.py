@@ -10,7 +10,11 @@ same Slack stand-in and the same near-zero-cost `argo` (a POSIX sh script: the l
 - start -> port open, start -> /readyz ready;
 - the burst target at L > 0: one create's follow-up <= 1.1 x L, N creates <= 1.15 x ceil(N/C) x L.
 
-    .venv/bin/python bench/hot_path.py --commands 200 --latency 1.0 --burst 32 --concurrency 8
+`--rounds N` measures each bot N times, interleaved, and reports medians (and each round's CPU);
+`--threads-off-too` adds envbot with SLACK_THREADS=false (no channel message: issue 16's post and
+update per create left out), to show what the message costs.
+
+    .venv/bin/python bench/hot_path.py --commands 200 --latency 1.0 --burst 32 --concurrency 8 --rounds 3
 """
 
 import argparse
@@ -230,6 +234,8 @@ def main() -> int:
     parser.add_argument("--latency", type=float, default=1.0, help="L for the burst target, seconds")
     parser.add_argument("--burst", type=int, default=32)
     parser.add_argument("--concurrency", type=int, default=8, help="ARGO_CONCURRENCY")
+    parser.add_argument("--threads-off-too", action="store_true", help="also measure envbot with SLACK_THREADS=false")
+    parser.add_argument("--rounds", type=int, default=1, help="measure every bot this many times, interleaved")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="envbot-hot-path-"))
     slack = FakeSlack().start()
@@ -238,13 +244,26 @@ def main() -> int:
         stub = stub_seconds(setup)
         report: dict[str, Any] = {"machine": f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}",
                                   "argo_stub_ms": round(1000 * stub, 2)}  # fmt: skip
-        for name, start in (("naive_bolt", naive), ("envbot", envbot)):
-            bot = start(setup, 0)
-            try:
-                report[name] = per_command(bot, args.commands, stub)
-                report[name] |= {"start_to_port_s": round(bot.to_port, 3), "start_to_ready_s": round(bot.to_ready, 3)}
-            finally:
-                bot.stop()
+        runs: list[tuple[str, Any]] = [("naive_bolt", naive), ("envbot", envbot)]
+        if args.threads_off_too:  # issue 16's channel message (a post and an update per create) left out
+            runs.append(
+                ("envbot_slack_threads_false", lambda setup, latency: envbot(setup, latency, SLACK_THREADS="false"))
+            )
+        rounds: dict[str, list[dict[str, float]]] = {name: [] for name, _ in runs}
+        for _ in range(args.rounds):  # interleaved, so a change in the machine's load hits every bot alike
+            for name, start in runs:
+                bot = start(setup, 0)
+                try:
+                    found = per_command(bot, args.commands, stub)
+                    found |= {"start_to_port_s": round(bot.to_port, 3), "start_to_ready_s": round(bot.to_ready, 3)}
+                    rounds[name].append(found)
+                finally:
+                    bot.stop()
+        for name, found in rounds.items():  # the median of each figure over the rounds
+            report[name] = {key: round(statistics.median(r[key] for r in found), 3) for key in found[0]}
+            if args.rounds > 1:
+                report[name]["cpu_ms_per_command_each_round"] = [r["cpu_ms_per_command"] for r in found]
+        report["load_after"] = round(os.getloadavg()[0], 1)
         report["argo_calls_per_create"] = calls_per_create(setup)
         report["burst"] = burst(setup, args.latency, args.burst, args.concurrency)
     finally:
