@@ -18,8 +18,10 @@ from slackbot.orchestrator import Scope
 from slackbot.settings import load_settings
 from tests.conftest import FakeArgo, HttpBot, argv_labels, argv_params
 from tests.execution_plane import ARGO_NAMESPACE
+from tests.fakes.kube_api import FakeKubeApi
 from tests.fakes.slack_api import FakeSlack
 from tests.test_check import check
+from tests.test_warning_clicks import warning_for
 
 OLD = "argo"
 OWNER, CHANNEL = "U111AAA", "C111AAA"
@@ -37,16 +39,20 @@ def done(fake_argo: FakeArgo, argv: list[str]) -> str:
     return name
 
 
-def before_the_upgrade(http_bot_factory: Any, fake_argo: FakeArgo) -> tuple[str, str]:
+def before_the_upgrade(
+    http_bot_factory: Any, fake_argo: FakeArgo, ttl: str = "4h", extend_to: str | None = "1d"
+) -> tuple[str, str | None]:
     """The old layout: templates and every envbot workflow in `argo`. Returns (create, extend) names."""
     fake_argo.configure(namespace=OLD)
     old_bot: HttpBot = http_bot_factory(argo_namespace=OLD)
-    _, path = old_bot.command("create checkout name=checkout-demo ttl=4h")
+    _, path = old_bot.command(f"create checkout name=checkout-demo ttl={ttl}")
     assert "requested environment" in old_bot.reply(path)["text"]
     create = done(fake_argo, fake_argo.submits()[-1])
-    _, path = old_bot.command("extend checkout-demo ttl=1d")
-    old_bot.reply(path)
-    extend = done(fake_argo, fake_argo.submits()[-1])
+    extend = None
+    if extend_to is not None:
+        _, path = old_bot.command(f"extend checkout-demo ttl={extend_to}")
+        old_bot.reply(path)
+        extend = done(fake_argo, fake_argo.submits()[-1])
     assert {namespace_of(argv) for argv in fake_argo.submits()} == {OLD}
     old_bot.runtime.stop()
     # The upgrade: envbot's templates now live in its own namespace; the old records stay in `argo`.
@@ -109,6 +115,21 @@ def test_with_the_previous_namespace_list_status_extend_and_destroy_work_across_
 
     # After the upgrade every submit went to the new namespace; the old one was only read.
     assert [namespace_of(argv) for argv in fake_argo.submits()] == [OLD, OLD, ARGO_NAMESPACE, ARGO_NAMESPACE]
+
+
+def test_the_execution_planes_warning_buttons_work_on_an_environment_from_before_the_upgrade(
+    http_bot_factory: Any, fake_argo: FakeArgo, fake_slack: FakeSlack, api: FakeKubeApi, tmp_path: Path
+) -> None:
+    # Created for 1h by the old bot; the real notifier warns ten minutes before (its buttons name the
+    # old create as the incarnation); the new bot takes the click.
+    create, _ = before_the_upgrade(http_bot_factory, fake_argo, ttl="1h", extend_to=None)
+    warning = warning_for("checkout-demo", fake_argo, api, fake_slack, tmp_path / "plane")
+    bot: HttpBot = http_bot_factory(argo_previous_namespace=OLD)
+    _, path = bot.click(warning, "Extend +2h", user=OWNER, channel=CHANNEL, ts=warning["ts"])
+    assert "<@U111AAA> extended `checkout-demo` by 2h" in bot.reply(path)["text"]
+    submit = fake_argo.submits()[-1]
+    assert namespace_of(submit) == ARGO_NAMESPACE and "workflowtemplate/env-extend-template" in submit
+    assert argv_labels(submit)["envbot.dev/create-workflow"] == argv_labels(submit)["envbot.dev/after"] == create
 
 
 def test_a_create_still_costs_one_argo_call_with_the_setting_on(http_bot_factory: Any, fake_argo: FakeArgo) -> None:
