@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -36,9 +37,18 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
+def own_cost(argo: FakeArgo, calls: int = 10) -> float:
+    """What one call of the argo stand-in (a Python program) costs beyond its configured delay."""
+    started = time.monotonic()
+    for _ in range(calls):
+        subprocess.run([str(argo.bin), "version"], capture_output=True, check=True)
+    return (time.monotonic() - started) / calls
+
+
 def burst(args: argparse.Namespace, view_refresh: float) -> dict[str, Any]:
     slack = FakeSlack().start()
     argo = FakeArgo(Path(tempfile.mkdtemp(prefix="envbot-bench-")))
+    stand_in_s = own_cost(argo)
     argo.configure(delay=args.argo_delay)
     runtime = Runtime(
         make_settings(
@@ -97,6 +107,7 @@ def burst(args: argparse.Namespace, view_refresh: float) -> dict[str, Any]:
             "max": round(max(follow), 2),
         },
         "acks_over_3s": sum(a >= 3 for a in acks),
+        "argo_stand_in_own_cost_s": round(stand_in_s, 3),  # one call, alone; more when 8 run at once
         "wall_s": round(wall, 2),
         # What the argo calls alone would take, ARGO_CONCURRENCY at a time.
         "ideal_wall_s": round(len(work) * args.argo_delay / args.concurrency, 2),
