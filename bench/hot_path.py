@@ -11,6 +11,7 @@ same Slack stand-in and the same near-zero-cost `argo` (a POSIX sh script: the l
 - the burst target at L > 0: one create's follow-up <= 1.1 x L, N creates <= 1.15 x ceil(N/C) x L.
 
 `--rounds N` measures each bot N times, interleaved, and reports medians (and each round's CPU);
+`--before DIR` adds the envbot whose `slackbot/` is in DIR (e.g. `git archive <commit> slackbot`);
 `--threads-off-too` adds envbot with SLACK_THREADS=false (no channel message: issue 16's post and
 update per create left out), to show what the message costs.
 
@@ -235,6 +236,7 @@ def main() -> int:
     parser.add_argument("--burst", type=int, default=32)
     parser.add_argument("--concurrency", type=int, default=8, help="ARGO_CONCURRENCY")
     parser.add_argument("--threads-off-too", action="store_true", help="also measure envbot with SLACK_THREADS=false")
+    parser.add_argument("--before", help="a folder holding an earlier envbot's slackbot/, to measure it too")
     parser.add_argument("--rounds", type=int, default=1, help="measure every bot this many times, interleaved")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="envbot-hot-path-"))
@@ -245,6 +247,8 @@ def main() -> int:
         report: dict[str, Any] = {"machine": f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}",
                                   "argo_stub_ms": round(1000 * stub, 2)}  # fmt: skip
         runs: list[tuple[str, Any]] = [("naive_bolt", naive), ("envbot", envbot)]
+        if args.before:  # an earlier envbot (its `slackbot` package), measured in the same run
+            runs.append(("envbot_before", lambda setup, latency: envbot(setup, latency, PYTHONPATH=args.before)))
         if args.threads_off_too:  # issue 16's channel message (a post and an update per create) left out
             runs.append(
                 ("envbot_slack_threads_false", lambda setup, latency: envbot(setup, latency, SLACK_THREADS="false"))
