@@ -11,6 +11,7 @@ from slackbot.slack.checks import REQUIRED_SCOPES
 from tests.conftest import APP_TOKEN, BOT_TOKEN, ROOT, SIGNING_SECRET, FakeArgo
 from tests.execution_plane import ARGO_NAMESPACE, SETTINGS
 from tests.fakes.argo_controller import Controller
+from tests.fakes.cluster import install
 from tests.fakes.kube_api import FakeKubeApi
 from tests.fakes.slack_api import FakeSlack
 from tests.test_cli import envbot
@@ -218,6 +219,7 @@ def test_quotas_compare_the_policy_with_the_limits_the_execution_plane_enforced(
         ({"max_environments_per_user": "", "max_environments_per_channel": ""}, "quotas: {per_user: 3}",
          "without a plane limit, two replicas can exceed the quota"),
     ]  # fmt: skip
+    install(api)  # the create and deploy steps run against the installed RBAC, policies and profiles
     for i, (settings, quotas, expected) in enumerate(cases):
         with Controller(fake_argo, api, tmp_path / f"plane-{i}", SETTINGS | settings) as plane:
             fake_argo.add_workflow(name=f"env-create-template-case{i}", params=params | {"env_name": f"case-{i}"})

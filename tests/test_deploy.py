@@ -53,8 +53,11 @@ def git(repo: Path, *args: str) -> str:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
+    return echo_repo(tmp_path / "repo")
+
+
+def echo_repo(repo: Path) -> Path:
     """The example service in a git repository: main, a tag, a branch and a pull request head."""
-    repo = tmp_path / "repo"
     shutil.copytree(ROOT / "examples/echo", repo / "deploy/echo")
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", "-A")
@@ -168,8 +171,10 @@ def test_the_deployer_acts_only_inside_the_environment_through_its_rolebinding(c
         "name": "envbot-deployer",
     }
     deployer = service_account(CREATE, "deploy")
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": "envbot-deployer", "namespace": deployer.split(":")[2]}
+    home = deployer.split(":")[2]
+    assert binding["subjects"] == [  # the deployer, and the platform team's own recipe (docs/adr/0013)
+        {"kind": "ServiceAccount", "name": "envbot-deployer", "namespace": home},
+        {"kind": "ServiceAccount", "name": "envbot-recipe", "namespace": home},
     ]
     made = [
         (r, a)

@@ -266,6 +266,9 @@ def test_a_template_rule_drives_new_workflows_to_a_final_phase(fake: FakeArgo) -
     assert [(p["name"], p["displayName"], p["type"], p["templateName"], p["phase"]) for p in pods] == [
         (f"{name}[0].create", "create", "Pod", "create", "Succeeded"),
         (f"{name}[1].deploy", "deploy", "Pod", "deploy", "Succeeded"),
+        # The platform team's recipe and envbot's check of it run only for recipe kind `workflow`.
+        (f"{name}[2].recipe", "recipe", "Skipped", "deploy", "Skipped"),
+        (f"{name}[3].verify", "verify", "Skipped", "verify", "Skipped"),
     ]
     assert (node["startedAt"], node["finishedAt"]) == (NOW, NOW)
     assert status["storedWorkflowTemplateSpec"]["entrypoint"] == "main"

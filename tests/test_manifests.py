@@ -106,7 +106,7 @@ CLUSTER_SCOPED = (
     "ValidatingAdmissionPolicyBinding",
 )
 # Created once with `kubectl create -f`, never re-applied: see argo/settings/envbot-settings.yaml.
-NOT_APPLIED = {"secret.example.yaml", "envbot-settings.yaml", "envbot-services.yaml"}
+NOT_APPLIED = {"secret.example.yaml", "envbot-settings.yaml", "envbot-services.yaml", "envbot-recipes.yaml"}
 
 
 @pytest.mark.parametrize("folder", [ROOT / "argo", ROOT / "manifests" / "bot"], ids=["argo", "bot"])
@@ -261,7 +261,14 @@ def test_workflow_labels_match_what_the_bot_queries() -> None:
 
 
 def every_workflow_spec() -> list[tuple[str, dict[str, Any]]]:
-    return [(doc["metadata"]["name"], workflow_spec(doc)) for _, doc in ARGO_RESOURCES if doc["kind"] != "CronWorkflow"]
+    return [
+        (doc["metadata"]["name"], workflow_spec(doc))
+        for _, doc in ARGO_RESOURCES
+        if doc["kind"] != "CronWorkflow" and doc["metadata"]["name"] != RECIPES
+    ]
+
+
+RECIPES = "envbot-recipes"  # the platform team's template (docs/adr/0013): its shape is admission's to check
 
 
 ACCOUNTS = {
@@ -274,6 +281,20 @@ ACCOUNTS = {
 }
 # Create deploys the service after the namespace (docs/adr/0008): recipe timeouts are at most 1200 s.
 DEADLINES = {"env-create-template": 1500, "env-deploy-template": 1500}
+
+
+@pytest.mark.parametrize(
+    "path", [ROOT / "argo/settings/envbot-recipes.yaml", ROOT / "examples/echo-recipe/envbot-recipes.yaml"]
+)
+def test_the_shipped_recipe_templates_are_pinned_and_take_values_only_through_env(path: Path) -> None:
+    (doc,) = documents(path)
+    assert argo_errors(doc) == []
+    for t in doc["spec"]["templates"]:
+        assert t["serviceAccountName"] == "envbot-recipe"
+        assert re.fullmatch(r"[\w./-]+:\d+\.\d+\.\d+", t["script"]["image"])
+        context = t["script"]["securityContext"]
+        assert context["runAsNonRoot"] is True and context["readOnlyRootFilesystem"] is True
+        assert "{{" not in t["script"]["source"], "inputs substituted into shell source"
 
 
 @pytest.mark.parametrize(("name", "spec"), every_workflow_spec(), ids=lambda v: v if isinstance(v, str) else "")
@@ -289,7 +310,10 @@ def test_templates_are_bounded_and_pinned(name: str, spec: dict[str, Any]) -> No
     for t in spec["templates"]:
         if "steps" in t:  # runs script templates, checked where they are defined (here or in create)
             steps = [step for group in t["steps"] for step in group]
-            assert all("template" in s or s["templateRef"]["name"] == CREATE_TEMPLATE for s in steps), name
+            assert all("template" in s or s["templateRef"]["name"] in (CREATE_TEMPLATE, RECIPES) for s in steps), name
+            # The platform team's template runs only when the recipe says so, and only as `deploy`.
+            assert all(s["templateRef"] == {"name": RECIPES, "template": "deploy"} and "when" in s
+                       for s in steps if s.get("templateRef", {}).get("name") == RECIPES), name  # fmt: skip
             continue
         image = t["script"]["image"]
         assert re.fullmatch(r"[\w./-]+:\d+\.\d+\.\d+", image), f"{name}: image {image} is not pinned by tag"

@@ -57,7 +57,7 @@ def test_the_shipped_profiles_pass_admission() -> None:
         ({"checkout.Quota.cpu": "8"}, "<service>.<setting>"),
         ({"checkout..cpu": "8"}, "<service>.<setting>"),
         # Deploy recipes and access (docs/adr/0008).
-        ({"checkout.recipe.kind": "shell"}, "must be none, kustomize or helm"),
+        ({"checkout.recipe.kind": "shell"}, "must be none, kustomize, helm or workflow"),
         ({"checkout.recipe.timeout": "3600"}, "from 1 to 1200"),
         ({"checkout.recipe.timeout": "0"}, "from 1 to 1200"),
         ({"checkout.recipe.repo": "git@github.com:acme/x.git"}, "git URL"),

@@ -1,5 +1,8 @@
-"""Plays Argo's workflow controller for submitted env-create workflows: each runs its template's script
-with the real kubectl against the Kubernetes API stand-in, under Argo's synchronization semantics.
+"""Plays Argo's workflow controller for submitted env-create and env-deploy workflows: each runs its
+template's steps (tests/fakes/workflow_steps.py: `when`, templateRef into envbot-recipes, inputs and
+outputs), every script for real with the real kubectl against the Kubernetes API stand-in, as its
+step's service account, under Argo's synchronization semantics. WorkflowTemplate envbot-recipes and
+ConfigMap envbot-services are read from the stand-in, where the test (as an operator) put them.
 
 Locks, as Argo v3.6+ implements mutexes (docs/synchronization.md, workflow/sync):
 - a mutex is keyed by its name after parameter substitution (one namespace here);
@@ -23,9 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.execution_plane import CREATE, render, run_script, service_account, step_of, template
+from tests.execution_plane import ARGO_NAMESPACE, CREATE, template
 from tests.fakes.argo_handle import FakeArgo
 from tests.fakes.kube_api import FakeKubeApi, kubectl_env
+from tests.fakes.workflow_steps import Scope, StepResult, StepRunner
+
+DEPLOY = "env-deploy-template"
+RUN = (CREATE, DEPLOY)  # the templates this controller runs; the bot's other ones stay as submitted
 
 _PARAMETER = re.compile(r"\{\{\s*workflow\.parameters\.([-\w]+)\s*\}\}")
 
@@ -77,13 +84,22 @@ class Mutexes:
 class Controller:
     """Watches the fake argo's store for new create workflows and runs each one to its end."""
 
-    def __init__(self, argo: FakeArgo, api: FakeKubeApi, folder: Path, settings: dict[str, str]) -> None:
+    def __init__(
+        self,
+        argo: FakeArgo,
+        api: FakeKubeApi,
+        folder: Path,
+        settings: dict[str, str],
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.argo = argo
+        self.api = api
         self.settings = settings
         self.folder = folder
+        self.extra_env = extra_env or {}  # e.g. ENVBOT_POLL_SECONDS, to keep readiness polls short
         self.locks = Mutexes()
-        user = service_account(CREATE)
-        self.kube_env = kubectl_env(api, folder / "home", user=user)  # written once, shared by every pod
+        self._kube_envs: dict[str, dict[str, str]] = {}  # per account, written once, shared by its pods
+        self._kube_lock = threading.Lock()
         self._taken: set[str] = set()
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
@@ -111,7 +127,7 @@ class Controller:
         try:
             while True:
                 assert not self._errors, self._errors
-                workflows = [w for w in self.argo.workflows() if _is_create(w)]
+                workflows = [w for w in self.argo.workflows() if _is_run(w)]
                 if workflows and all(w["status"].get("phase") in ("Succeeded", "Failed") for w in workflows):
                     return workflows
                 assert not deadline.is_set(), "the create workflows never all ended"
@@ -125,7 +141,7 @@ class Controller:
         while not self._stop.is_set():
             for workflow in self.argo.workflows():
                 name = workflow["metadata"]["name"]
-                if name in self._taken or not _is_create(workflow) or workflow["status"].get("phase"):
+                if name in self._taken or not _is_run(workflow) or workflow["status"].get("phase"):
                     continue
                 self._taken.add(name)
                 thread = threading.Thread(target=self._guarded, args=(workflow,), daemon=True)
@@ -141,33 +157,65 @@ class Controller:
 
     def _run(self, workflow: dict[str, Any]) -> None:
         name = workflow["metadata"]["name"]
+        spec = template(workflow["spec"]["workflowTemplateRef"]["name"])["spec"]
         params = {p["name"]: p["value"] for p in workflow["spec"].get("arguments", {}).get("parameters", [])}
-        values = {p["name"]: p.get("value", "") for p in template(CREATE)["spec"]["arguments"]["parameters"]}
-        values |= params
+        values = {p["name"]: p.get("value", "") for p in spec["arguments"]["parameters"]} | params
         waiter = (workflow["metadata"]["creationTimestamp"], name)
-        with self.locks.held(_mutexes(template(CREATE)["spec"], values), waiter):
+        runner = StepRunner(
+            workflow_name=name,
+            service_account=spec["serviceAccountName"],
+            parameters=values,
+            settings=self.settings,
+            services=self._services,
+            resolve=self._resolve,
+            kube_env=self._kube_env,
+            folder=self.folder / "pods" / name,
+            extra_env=self.extra_env,
+            hold=lambda tmpl, v: self.locks.held(_mutexes(tmpl, v), waiter),
+        )
+        (entry,) = [t for t in spec["templates"] if t["name"] == spec["entrypoint"]]
+        with self.locks.held(_mutexes(spec, values), waiter):
             self.argo.set_phase(name, "Running")
-            with self.locks.held(_mutexes(step_of(CREATE), values), waiter):
-                run = run_script(render(CREATE, params, self.settings), self.folder / "pods" / name, self.kube_env)
-            if run.returncode == 0:
-                self.argo.set_phase(name, "Succeeded")
-            else:  # the step's message is the script's `envbot: ...` line (its termination message)
-                reason = [line for line in run.stderr.splitlines() if line.startswith("envbot: ")]
-                message = (reason or [run.stderr.strip()])[-1]
-                self.argo.set_phase(name, "Failed", node_message=message, failed_step=_first_step_name())
-            limits = self.folder / "pods" / name / "envbot-limits.json"  # the step's output parameter file
-            self.argo.set_outputs(name, {"limits": limits.read_text() if limits.exists() else ""})
+            ok = runner.run_steps(entry, Scope.of("local", spec), {})
+        top = {group[0]["name"] for group in entry["steps"]}
+        if ok:
+            self.argo.set_phase(name, "Succeeded")
+        else:  # the step's message is the script's `envbot: ...` line (its termination message)
+            failed = [r for r in runner.results if r.phase in ("Failed", "Error")]
+            step = next(r.name for r in failed if r.name in top)
+            self.argo.set_phase(name, "Failed", node_message=failed[0].message, failed_step=step)
+        self.argo.set_step_results(name, [r for r in runner.results if r.name in top])
+
+    def results(self, name: str) -> list[StepResult]:
+        """What each step of workflow `name` ended as, from the stored workflow's nodes."""
+        return [
+            StepResult(n["displayName"], n["phase"], n.get("templateName", ""), message=n.get("message"))
+            for n in self.argo.workflow(name)["status"]["nodes"].values()
+            if n["type"] in ("Pod", "Skipped")
+        ]
+
+    def _kube_env(self, account: str) -> dict[str, str]:
+        with self._kube_lock:
+            if account not in self._kube_envs:
+                user = f"system:serviceaccount:{ARGO_NAMESPACE}:{account}"
+                self._kube_envs[account] = kubectl_env(self.api, self.folder / "home" / account, user=user)
+            return self._kube_envs[account]
+
+    def _services(self) -> dict[str, str] | None:
+        """ConfigMap envbot-services as the kubelet mounts it: its data now, None when it does not exist."""
+        found = [c for c in self.api.objects("ConfigMap", ARGO_NAMESPACE) if c["metadata"]["name"] == "envbot-services"]
+        return dict(found[0].get("data") or {}) if found else None
+
+    def _resolve(self, name: str) -> dict[str, Any] | None:
+        """A WorkflowTemplate's spec: envbot's own as argo/ installs them, any other from the stand-in."""
+        if name in RUN:
+            return dict(template(name)["spec"])
+        stored = [t for t in self.api.objects("WorkflowTemplate", ARGO_NAMESPACE) if t["metadata"]["name"] == name]
+        return dict(stored[0]["spec"]) if stored else None
 
 
-def _first_step_name() -> str:
-    """The name of the create entrypoint's first step: the one this controller runs."""
-    spec = template(CREATE)["spec"]
-    (entry,) = [t for t in spec["templates"] if t["name"] == spec["entrypoint"]]
-    return str(entry["steps"][0][0]["name"]) if "steps" in entry else ""
-
-
-def _is_create(workflow: dict[str, Any]) -> bool:
-    return bool(workflow["spec"].get("workflowTemplateRef", {}).get("name") == CREATE)
+def _is_run(workflow: dict[str, Any]) -> bool:
+    return bool(workflow["spec"].get("workflowTemplateRef", {}).get("name") in RUN)
 
 
 def _mutexes(spec: dict[str, Any], values: dict[str, str]) -> list[str]:

@@ -5,7 +5,7 @@ import json
 import random
 import stat
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypedDict
@@ -157,6 +157,37 @@ class FakeArgo:
             meta["annotations"] = dict(sorted({**(meta.get("annotations") or {}), **annotations}.items()))
 
         return self._update(name, namespace, write)
+
+    def set_step_results(self, name: str, results: Sequence[Any], *, namespace: str | None = None) -> Workflow:
+        """Record how each step of a steps workflow ended, on its node (by display name), as the controller
+        does: output parameters the executor reported, Skipped nodes for a `when` that was false, Error
+        for a step that never got a pod, and `templateRef` for steps from another WorkflowTemplate.
+        `results` are tests/fakes/workflow_steps.StepResult."""
+
+        def record(workflow: Workflow) -> None:
+            nodes = {n["displayName"]: n for n in workflow["status"]["nodes"].values() if n.get("type") != "Steps"}
+            for result in results:
+                node = nodes.get(result.name)
+                if node is None:
+                    continue
+                if node["type"] == "Skipped" and result.phase != "Skipped":  # it ran after all
+                    node |= {"type": "Pod", "phase": result.phase, "outputs": {"exitCode": "0"}}
+                    node.pop("message", None)
+                if result.template_ref:
+                    node.pop("templateName", None)
+                    node["templateRef"] = {"name": result.template_ref, "template": result.template}
+                    node["templateScope"] = f"namespaced/{result.template_ref}"
+                if result.phase == "Skipped":
+                    node |= {"type": "Skipped", "phase": "Skipped", "message": result.message}
+                    node.pop("outputs", None)
+                    continue
+                if result.phase == "Error":
+                    node["phase"] = "Error"
+                if result.outputs:
+                    parameters = [{"name": k, "value": v} for k, v in result.outputs.items()]
+                    node.setdefault("outputs", {})["parameters"] = parameters
+
+        return self._update(name, namespace, record)
 
     def _update(self, name: str, namespace: str | None, change: Callable[[Workflow], None]) -> Workflow:
         """Change one stored workflow under the store's write lock, as one API update (a new resourceVersion)."""

@@ -424,8 +424,10 @@ def _step_nodes(
     failed_step: str | None = None,
 ) -> dict[str, Any]:
     """A steps entrypoint: a Steps root node and one Pod node per step. Running: the first step runs;
-    Failed/Error: `failed_step` (default the last step) failed after the ones before it succeeded, and
-    the steps after it never ran (Argo stops a steps sequence at its first failure); each pod's
+    Failed/Error: `failed_step` (default the last unconditional step) failed after the ones before it
+    succeeded, and the steps after it never ran (Argo stops a steps sequence at its first failure); a
+    step with a `when` after the ones that ran is Skipped (the platform team's recipe steps, which run
+    only for recipe kind `workflow`: the controller stand-in records what really ran); each pod's
     outputs come from `outputs` (step template name -> output parameters), as the executor reports them."""
     name = workflow["metadata"]["name"]
     entrypoint = workflow["spec"].get("entrypoint") or spec.get("entrypoint") or ""
@@ -433,21 +435,27 @@ def _step_nodes(
     root |= {"phase": phase, "startedAt": started, "finishedAt": finished, "children": []}
     nodes: dict[str, Any] = {name: root}
     names = [step["name"] for step in steps]
-    failing = names.index(failed_step) if failed_step in names else len(steps) - 1
+    unconditional = [i for i, step in enumerate(steps) if "when" not in step] or [len(steps) - 1]
+    failing = names.index(failed_step) if failed_step in names else unconditional[-1]
     for index, step in enumerate(steps):
         template = step.get("template") or (step.get("templateRef") or {}).get("template", "")
         if phase == "Running":
             state = "Running" if index == 0 else None
         elif phase in ("Failed", "Error"):
             state = phase if index == failing else ("Succeeded" if index < failing else None)
+        elif "when" in step and index > unconditional[-1]:
+            state = "Skipped"
         else:
             state = phase
         if state is None:
             break
         node_id = f"{name}-{1000000 + index}"
-        node = {"id": node_id, "name": f"{name}[{index}].{step['name']}", "displayName": step["name"], "type": "Pod"}
+        kind = "Skipped" if state == "Skipped" else "Pod"
+        node = {"id": node_id, "name": f"{name}[{index}].{step['name']}", "displayName": step["name"], "type": kind}
         node |= {"templateName": template, "phase": state, "startedAt": started}
         node["finishedAt"] = finished if state != "Running" else None
+        if state == "Skipped":
+            node["message"] = f"when '{step['when']}' evaluated false"
         if state in ("Failed", "Error") and message:
             node["message"] = message
             root["message"] = f"child '{node_id}' failed"
