@@ -1,5 +1,5 @@
 """Keeps each environment's channel message (its *root*, docs/adr/0009) saying the environment's state
-when the execution plane doesn't: with notices off (the default: the plane has no Slack token), nothing
+when the execution plane doesn't: with notices off (the shipped default, and without a Slack token), nothing
 but the bot ever edits the root, so without this it would say "requested" forever.
 
 Who edits the root is decided per workflow by the plane's own mark: once a workflow has ended, the
@@ -47,7 +47,8 @@ PACE = 1.5  # then one every PACE seconds (40 a minute: under chat.update's Tier
 DEFAULT_RETRY_AFTER = 30.0  # a 429 without a readable Retry-After
 ENDED = frozenset({"Succeeded", "Failed", "Error"})
 BOTS_TO_KEEP = "skipped"  # the plane's notice label when it announced nothing
-# Slack answers retrying won't change (the message is gone, too old to edit, or not ours to edit).
+# Answers worth trying again after the next refresh (an outage). Any other refusal (the message is gone,
+# can't be edited, the bot left the channel) won't change by retrying: that content is not sent again.
 _RETRY_LATER = frozenset({"unreachable", "ratelimited", "internal_error", "fatal_error", "service_unavailable"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
