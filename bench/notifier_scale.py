@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import secrets
 import sys
 import tempfile
@@ -133,6 +134,8 @@ def sweep(count: int, folder: Path, old: bool) -> dict[str, Any] | None:
                 if w["metadata"].get("labels", {}).get("envbot.dev/notice") == "sent"
             ),
             "api_requests_per_workflow": round(requests / count, 2),
+            # ru_maxrss of every process this bench waited for so far (the new sweep runs first).
+            "largest_process_so_far_mib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
             "warning_sent_as_post": warning[0] + 1 if warning else None,
             "last_line": (run.stdout.strip().splitlines() or [""])[-1][:200],
         }
