@@ -63,6 +63,10 @@ class Root:
     reply: Reply
     since: datetime
 
+    @property
+    def key(self) -> int:
+        return hash((self.ref, self.reply))
+
 
 def root_of(env: Environment, now: datetime, buttons: ButtonsFor) -> Root | None:
     """The root the bot should show for `env`, or None when it is not the bot's to write (no message,
@@ -166,7 +170,9 @@ class RootKeeper:
         self._clock = clock
         self._monotonic = monotonic
         self._cond = threading.Condition()
-        self._written: dict[str, tuple[MessageRef, Reply]] = {}  # what this process last showed, per env
+        # What this process last showed, per env: a hash of the message and its content (a few bytes each,
+        # however many environments there are; a collision would skip one update until the state changes).
+        self._written: dict[str, int] = {}
         self._queue: OrderedDict[str, Root] = OrderedDict()
         self._sending = False
         self._observed = 0
@@ -187,11 +193,11 @@ class RootKeeper:
                 del self._written[name]  # its records are gone: nothing to remember
             for name, env in envs.items():
                 root = root_of(env, now, self._buttons)
-                if root is None or self._written.get(name) == (root.ref, root.reply):
+                if root is None or self._written.get(name) == root.key:
                     self._queue.pop(name, None)  # nothing to write, or a waiting update became stale
                     continue
                 if first and root.since < now - CATCH_UP:
-                    self._written[name] = (root.ref, root.reply)  # shown long ago, by whoever ran then
+                    self._written[name] = root.key  # shown long ago, by whoever ran then
                     continue
                 self._queue[name] = root  # a newer state replaces one still waiting
             self._observed += 1
@@ -245,7 +251,7 @@ class RootKeeper:
                 with self._cond:
                     self._sending = False
                     if written:
-                        self._written[name] = (root.ref, root.reply)
+                        self._written[name] = root.key
                     metrics.ROOTS_QUEUED.set(len(self._queue))
                     self._cond.notify_all()
 
