@@ -102,6 +102,24 @@ def test_a_notice_starts_only_its_claim_its_post_and_its_confirm(plane: Plane, a
     assert all(plane.notice(w)[0] == "sent" for w in workflows)
 
 
+def test_a_workflow_that_spells_resource_version_elsewhere_is_written_with_its_own(
+    plane: Plane, api: FakeKubeApi
+) -> None:
+    # The shell reads the resourceVersion of a written workflow only when the answer spells
+    # "resourceVersion" once; here a value spells it too, so jq must read it, and the confirm must
+    # carry the right one (a wrong one would be a 409, then a read and a third write).
+    params = create_params(plane, env_name="env-spelled")
+    name = plane.workflow(
+        CREATE, params, phase="Succeeded", ended_ago=600, annotations={"example.com/field": "resourceVersion"}
+    )
+    before = len(api.requests)
+    run = plane.sweep()
+    assert run.returncode == 0, run.output
+    writes = [(r.method, r.status) for r in api.requests[before:] if r.path.endswith(f"/workflows/{name}")]
+    assert writes == [("PUT", 200), ("PUT", 200)]
+    assert plane.notice(name)[0] == "sent" and len(plane.posted()) == 1
+
+
 def stray(plane: Plane, name: str, spec: dict[str, Any], labels: dict[str, str] | None = None) -> dict[str, Any]:
     obj = {
         "apiVersion": "argoproj.io/v1alpha1",
