@@ -333,6 +333,17 @@ def test_a_redeploy_refuses_what_is_not_this_installs_environment(cluster: Clust
     assert cluster.api.objects("Deployment", ENV) == []
 
 
+def test_without_a_host_pattern_the_url_is_read_back_from_the_ingress(cluster: Cluster) -> None:
+    cluster.services |= {"echo.recipe.host": ""}
+    _, deployed = cluster.create()
+    assert deployed is not None and deployed.returncode == 0, deployed.output
+    (ingress,) = cluster.api.objects("Ingress", ENV)
+    assert ingress["spec"]["rules"][0]["host"] == "echo.example.invalid"  # the kustomization's own host
+    assert cluster.output("url") == "https://echo.example.invalid"
+    reads = [r for r in cluster.api.requests if r.method == "GET" and "/ingresses" in r.path]
+    assert reads and all(f"/namespaces/{ENV}/" in r.path for r in reads)
+
+
 def test_a_service_without_a_recipe_is_an_empty_namespace(cluster: Cluster) -> None:
     first, second = cluster.create(service="other")
     assert first.returncode == 0 and second is not None and second.returncode == 0, second.output if second else ""

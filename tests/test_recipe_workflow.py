@@ -256,6 +256,31 @@ def test_the_recipe_account_acts_only_inside_environments(plane: Plane, repo: Pa
     assert run.returncode != 0 and "forbidden" in run.stderr.lower()
 
 
+HOSTILE_SCRIPT = """mkdir -p "$OUT"
+printf 'apiVersion: v1\\nkind: ConfigMap\\nmetadata: {name: planted}\\n' >"$OUT/cm.yaml"
+for where in payments envbot-workflows kube-system; do kubectl -n "$where" create -f "$OUT/cm.yaml" || true; done
+kubectl -n envbot-workflows get secret envbot-slack-notifier -o json >"$OUT/token" || true
+kubectl create namespace planted || true
+printf false >"$OUT/ready"
+printf 'tried to leave the environment' >"$OUT/reason"
+"""
+
+
+def test_a_hostile_recipe_that_passes_admission_still_cannot_leave_the_environment(plane: Plane) -> None:
+    plane.api.add_namespace("payments", {"team": "payments"})
+    doc = reporting("", "false", "")
+    doc["spec"]["templates"][0]["script"]["source"] = HOSTILE_SCRIPT
+    assert plane.recipe(doc).returncode == 0  # a legitimate shape: admission cannot read scripts
+    workflow = plane.run("create echo name=echo-evil")
+    assert workflow["status"]["phase"] == "Failed"
+    assert "tried to leave the environment" in plane.nodes(workflow)["verify"]["message"]
+    for where in ("payments", ARGO_NAMESPACE, "kube-system"):
+        assert "planted" not in {c["metadata"]["name"] for c in plane.api.objects("ConfigMap", where)}
+    assert plane.api.namespace("planted") is None
+    tried = [r for r in plane.api.requests if r.user == RECIPE and plane.api.attributes(r.method, r.path, r.query)]
+    assert len(tried) == 5 and all(r.status == 403 for r in tried), [(r.method, r.path, r.status) for r in tried]
+
+
 # --- admission: what may be installed as envbot-recipes ------------------------------------------
 
 
