@@ -110,12 +110,12 @@ def test_a_failed_create_shows_on_its_message_with_the_reason(
 ) -> None:
     bot = served(http_bot_factory)
     workflow, root = create(bot, fake_argo, fake_slack, "doomed")
-    assert len(root_updates(fake_slack, root["ts"])) == 1  # the create's own: the workflow and its buttons
+    assert root_updates(fake_slack, root["ts"]) == []  # posted as the announcement: no update of its own
     assert root["text"].startswith(":rocket:")
     reason = "envbot: quota exceeded <for> you & your team\nrequest sent with xoxb-1234-5678-abcdef"
     assert end(fake_argo, plane, workflow, "Failed", failed_step="create", message=reason) == "skipped"
     assert fake_slack.posted(CHANNEL)[1:] == []  # the plane posted nothing: notices are off
-    updated = wait_root(fake_slack, root["ts"], 2)[-1]
+    updated = wait_root(fake_slack, root["ts"], 1)[-1]
     (shown,) = fake_slack.posted(CHANNEL)
     assert shown["text"] == updated["text"]
     assert shown["text"].startswith(
@@ -127,7 +127,7 @@ def test_a_failed_create_shows_on_its_message_with_the_reason(
     assert not [b for b in shown["blocks"] if b["type"] == "actions"]  # nothing to extend or destroy
     # Same state, same message: later refreshes write nothing more.
     settled(bot)
-    assert len(root_updates(fake_slack, root["ts"])) == 2
+    assert len(root_updates(fake_slack, root["ts"])) == 1
 
 
 def test_a_ready_create_shows_ready_with_its_url_and_buttons_then_deleted(
@@ -137,7 +137,7 @@ def test_a_ready_create_shows_ready_with_its_url_and_buttons_then_deleted(
     bot = served(http_bot_factory)
     workflow, root = create(bot, fake_argo, fake_slack, "shiny")
     assert end(fake_argo, plane, workflow) == "skipped"
-    ready = wait_root(fake_slack, root["ts"], 2)[-1]
+    ready = wait_root(fake_slack, root["ts"], 1)[-1]
     assert ready["text"].startswith(":white_check_mark: `shiny` is ready (service `checkout`, owner <@U111AAA>).")
     assert "Open <https://shiny.envs.example.com>." in ready["text"] and "Expires <!date^" in ready["text"]
     (actions,) = [b for b in ready["blocks"] if b["type"] == "actions"]
@@ -151,7 +151,7 @@ def test_a_ready_create_shows_ready_with_its_url_and_buttons_then_deleted(
         w["metadata"]["name"] for w in fake_argo.workflows() if w["spec"]["workflowTemplateRef"]["name"] == DESTROY
     ]
     assert end(fake_argo, plane, destroy_workflow) == "skipped"
-    deleted = wait_root(fake_slack, root["ts"], 3)[-1]
+    deleted = wait_root(fake_slack, root["ts"], 2)[-1]
     assert deleted["text"] == ":wastebasket: `shiny` was deleted by <@U111AAA>."
     assert fake_slack.posted(CHANNEL)[0]["text"] == deleted["text"]
     assert [m for m in fake_slack.posted(CHANNEL) if "thread_ts" not in m] == [fake_slack.posted(CHANNEL)[0]]
@@ -163,12 +163,12 @@ def test_an_extend_shows_the_new_expiry(
     bot = served(http_bot_factory)
     workflow, root = create(bot, fake_argo, fake_slack, "longer")
     end(fake_argo, plane, workflow)
-    ready = wait_root(fake_slack, root["ts"], 2)[-1]["text"]
+    ready = wait_root(fake_slack, root["ts"], 1)[-1]["text"]
     _, path = bot.command("extend longer ttl=1d", user=OWNER, channel=CHANNEL)
     assert "posted in the thread of `longer`" in bot.reply(path)["text"]
     (extend,) = [w["metadata"]["name"] for w in fake_argo.workflows() if w["metadata"]["name"] != workflow]
     end(fake_argo, plane, extend)
-    extended = wait_root(fake_slack, root["ts"], 3)[-1]["text"]
+    extended = wait_root(fake_slack, root["ts"], 2)[-1]["text"]
     (submit,) = [s for s in fake_argo.submits() if "workflowtemplate/env-extend-template" in s]
     expires = datetime.fromisoformat(argv_params(submit)["expires_at"].replace("Z", "+00:00"))
     assert extended.startswith(":white_check_mark: `longer` is ready")
@@ -183,7 +183,7 @@ def test_with_notices_on_the_plane_updates_the_message_and_the_bot_does_not(
     plane.create(**argv_params(next(s for s in fake_argo.submits() if "workflowtemplate/env-create-template" in s)))
     assert end(fake_argo, plane, workflow, notices="on") == "sent"
     by_plane = root_updates(fake_slack, root["ts"])
-    assert len(by_plane) == 2 and by_plane[-1]["text"].startswith(":white_check_mark: `announced` is ready.")
+    assert len(by_plane) == 1 and by_plane[-1]["text"].startswith(":white_check_mark: `announced` is ready.")
     settled(bot)
     assert root_updates(fake_slack, root["ts"]) == by_plane  # the bot saw the mark `sent` and stayed out
 
@@ -210,7 +210,7 @@ def test_an_unsettled_notice_is_waited_for(
     fake_argo.set_phase(workflow, "Running")
     fake_argo.set_phase(workflow, "Succeeded")
     settled(bot)
-    assert len(root_updates(fake_slack, root["ts"])) == 1
+    assert root_updates(fake_slack, root["ts"]) == []
 
 
 def test_socket_mode_failed_create(
@@ -230,7 +230,7 @@ def test_socket_mode_failed_create(
     (root,) = fake_slack.posted(CHANNEL)
     (workflow,) = [w["metadata"]["name"] for w in fake_argo.workflows()]
     end(fake_argo, plane, workflow, "Failed", failed_step="deploy", message="the image was not found")
-    failed = wait_root(fake_slack, root["ts"], 2)[-1]
+    failed = wait_root(fake_slack, root["ts"], 1)[-1]
     assert failed["text"].startswith(
         ":x: `sock-fail` could not be created: step `deploy` failed: the image was not found"
     )
@@ -255,7 +255,7 @@ def test_two_replicas_write_the_same_state_once_each(
     (workflow,) = [w["metadata"]["name"] for w in fake_argo.workflows()]
     end(fake_argo, plane, workflow, "Failed", failed_step="create", message="namespace quota reached")
     # Each replica sees the transition and writes it once: the same bytes, so nothing conflicts.
-    updates = wait_root(fake_slack, root["ts"], 3)[1:]
+    updates = wait_root(fake_slack, root["ts"], 2)
     assert len({(u["text"], str(u["blocks"])) for u in updates}) == 1
     assert updates[0]["text"].startswith(":x: `twice` could not be created: step `create` failed")
     # A restart writes the current state at most once more, identically.
@@ -266,8 +266,8 @@ def test_two_replicas_write_the_same_state_once_each(
     (later,) = [m for m in fake_slack.posted(CHANNEL) if "`after-restart`" in m["text"]]
     other = next(w["metadata"]["name"] for w in fake_argo.workflows() if w["metadata"]["name"] != workflow)
     end(fake_argo, plane, other, "Failed", failed_step="create", message="again")
-    wait_root(fake_slack, later["ts"], 3)  # both replicas (the restarted one too) have read past the restart
-    mine = root_updates(fake_slack, root["ts"])[1:]
+    wait_root(fake_slack, later["ts"], 2)  # both replicas (the restarted one too) have read past the restart
+    mine = root_updates(fake_slack, root["ts"])
     assert len(mine) == 3 and len({(u["text"], str(u["blocks"])) for u in mine}) == 1
 
 
@@ -280,7 +280,7 @@ def test_two_replicas_follow_ready_then_deleted_in_order(
     (root,) = fake_slack.posted(CHANNEL)
     (create_workflow,) = [w["metadata"]["name"] for w in fake_argo.workflows()]
     end(fake_argo, plane, create_workflow)
-    wait_root(fake_slack, root["ts"], 3)  # the create's own update, then "ready" from each replica
+    wait_root(fake_slack, root["ts"], 2)  # "ready" from each replica
     body = command_body(fake_slack, "destroy steady", "s2", user=OWNER, channel=CHANNEL)
     assert replicas[1].post(body, signed(body)).status == 200
     fake_slack.wait_for("/response/s2")
@@ -288,8 +288,8 @@ def test_two_replicas_follow_ready_then_deleted_in_order(
         w["metadata"]["name"] for w in fake_argo.workflows() if w["metadata"]["name"] != create_workflow
     ]
     end(fake_argo, plane, destroy_workflow)
-    texts = [u["text"].split(" ")[0] + " " + u["text"].split(" ")[1] for u in wait_root(fake_slack, root["ts"], 5)]
-    assert texts == [":rocket: <@U111AAA>"] + [":white_check_mark: `steady`"] * 2 + [":wastebasket: `steady`"] * 2
+    texts = [u["text"].split(" ")[0] + " " + u["text"].split(" ")[1] for u in wait_root(fake_slack, root["ts"], 4)]
+    assert texts == [":white_check_mark: `steady`"] * 2 + [":wastebasket: `steady`"] * 2
     assert fake_slack.posted(CHANNEL)[0]["text"] == ":wastebasket: `steady` was deleted by <@U111AAA>."
 
 

@@ -68,11 +68,11 @@ def test_the_create_announcement_is_one_channel_message_whose_ts_goes_to_the_wor
     (submit,) = creates(fake_argo)
     params = argv_params(submit)
     assert params["slack_thread"] == root["ts"]
-    # Posted as "requested" before the submit, then updated in place with the workflow and the buttons.
+    # Posted before the submit as the announcement the submit confirmed (the request names its workflow),
+    # with the workflow and the buttons: one Web API call, no update.
     (posted,) = fake_slack.requests("/api/chat.postMessage")
-    assert "requested environment `threaded`" in posted.body["text"] and "Submitting…" in posted.body["text"]
-    (updated,) = fake_slack.requests("/api/chat.update")
-    assert updated.body["ts"] == root["ts"] and updated.body["channel"] == CHANNEL
+    assert "requested environment `threaded`" in posted.body["text"] and "Submitting…" not in posted.body["text"]
+    assert fake_slack.requests("/api/chat.update") == []
     workflow = fake_argo.workflows()[0]["metadata"]["name"]
     assert workflow in root["text"] and root["text"].startswith(":rocket:")
     assert [e["text"]["text"] for b in root["blocks"] if b["type"] == "actions" for e in b["elements"]] == [

@@ -1,6 +1,6 @@
 """`/env create`: catalog and TTL rules at once; name, quotas and submit as one step per user."""
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -37,7 +37,7 @@ def plan(services: Services, invocation: Invocation, command: CreateCommand) -> 
 
 
 def _create(services: Services, invocation: Invocation, command: CreateCommand, env_name: str, ttl: timedelta) -> Reply:
-    actor, now, service, named = invocation.actor, invocation.received_at, command.service, command.name is not None
+    actor, service, named = invocation.actor, command.service, command.name is not None
     services.retention.ensure()
     snapshot = services.view.snapshot()
     try:
@@ -49,35 +49,76 @@ def _create(services: Services, invocation: Invocation, command: CreateCommand, 
         existing = _check(services, invocation, env_name, named, _Known(services, None, actor, env_name))
     if existing is not None and _is_this_request(existing, invocation):
         return _answer_earlier(services, invocation, existing.create, service, ttl)
-    # The environment's channel message comes first: its ts goes to the workflow (docs/adr/0009).
-    requested = replies.create_requested(env_name, service, ttl, actor.user_id, now + ttl)
-    opened = thread.open_message(services.announcer, actor, requested)
-    spec = EnvironmentSpec(
+    spec_for = partial(_spec, services, invocation, command, env_name, ttl, existing)
+    return _submit(services, invocation, command, ttl, spec_for)
+
+
+def _submit(
+    services: Services,
+    invocation: Invocation,
+    command: CreateCommand,
+    ttl: timedelta,
+    spec_for: Callable[[str | None], EnvironmentSpec],
+) -> Reply:
+    """Open the environment's channel message, submit, and answer. The message comes first: its ts goes to
+    the workflow (docs/adr/0009). When the request names its workflow (docs/adr/0011) the message is at
+    once the announcement a successful submit confirms, so such a create costs one Web API call, not two."""
+    actor, now = invocation.actor, invocation.received_at
+    expected = invocation.workflow_name(CREATE_TEMPLATE)
+    draft = spec_for(None)
+    first = (
+        _announcement(services, draft, ttl, Submission(workflow_name=expected), now)
+        if expected
+        else replies.create_requested(draft.env_name, command.service, ttl, actor.user_id, draft.expires_at)
+    )
+    opened = thread.open_message(services.announcer, actor, first)
+    spec = spec_for(opened.ref.ts if opened.ref else None)
+    try:
+        submission = services.orchestrator.create(spec)
+    except OrchestratorError as error:
+        not_submitted = replies.create_not_submitted(spec.env_name, error.maybe_submitted)
+        thread.update(services.announcer, opened.ref, not_submitted)
+        raise
+    if submission.earlier is not None:  # another replica, or this one before a restart, submitted it
+        thread.discard(services.announcer, opened.ref)  # the first delivery has its own message
+        return _answer_earlier(services, invocation, submission.earlier, command.service, ttl)
+    services.view.created(spec, submission, now)
+    services.submitted(invocation, "create", spec.env_name, submission, ttl=ttl, expires_at=spec.expires_at)
+    announcement = _announcement(services, spec, ttl, submission, now)
+    return thread.finish(opened, services.announcer, spec.env_name, announcement)
+
+
+def _spec(
+    services: Services,
+    invocation: Invocation,
+    command: CreateCommand,
+    env_name: str,
+    ttl: timedelta,
+    replaced: Environment | None,
+    thread_ts: str | None,
+) -> EnvironmentSpec:
+    actor, now, service = invocation.actor, invocation.received_at, command.service
+    return EnvironmentSpec(
         env_name=env_name,
         service=service,
         expires_at=now + ttl,
         requested_by=actor.user_id,
         slack_channel=actor.channel_id,
-        replaces=existing.create.name if existing else None,
+        replaces=replaced.create.name if replaced else None,
         notices=services.policy.notices_for(service, now),
         request=invocation.request,
-        slack_thread=opened.ref.ts if opened.ref else None,
+        slack_thread=thread_ts,
         target=command.target,
         access=services.policy.access_for(service, actor.user_id),
     )
-    try:
-        submission = services.orchestrator.create(spec)
-    except OrchestratorError as error:
-        thread.update(services.announcer, opened.ref, replies.create_not_submitted(env_name, error.maybe_submitted))
-        raise
-    if submission.earlier is not None:  # another replica, or this one before a restart, submitted it
-        thread.discard(services.announcer, opened.ref)  # the first delivery has its own message
-        return _answer_earlier(services, invocation, submission.earlier, service, ttl)
-    services.view.created(spec, submission, now)
-    services.submitted(invocation, "create", env_name, submission, ttl=ttl, expires_at=spec.expires_at)
-    buttons = services.buttons(env_name, submission.workflow_name, service, now, now, spec.expires_at)
-    announcement = replies.created(spec, ttl, submission, services.links, buttons)
-    return thread.finish(opened, services.announcer, env_name, announcement)
+
+
+def _announcement(
+    services: Services, spec: EnvironmentSpec, ttl: timedelta, submission: Submission, now: datetime
+) -> Reply:
+    workflow = submission.workflow_name
+    buttons = services.buttons(spec.env_name, workflow, spec.service, now, now, spec.expires_at)
+    return replies.created(spec, ttl, submission, services.links, buttons)
 
 
 def _answer_earlier(

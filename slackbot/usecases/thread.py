@@ -20,10 +20,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Opened:
-    """The environment's channel message, or why there is none (`note` is for the user, if anything)."""
+    """The environment's channel message and what it shows, or why there is none (`note` is for the
+    user, if anything)."""
 
     ref: MessageRef | None
     note: str | None = None
+    shown: Reply | None = None
 
 
 def open_message(announcer: Announcer | None, actor: Actor, reply: Reply) -> Opened:
@@ -31,7 +33,7 @@ def open_message(announcer: Announcer | None, actor: Actor, reply: Reply) -> Ope
     if announcer is None or channel is None or channel.startswith("D"):
         return Opened(None)  # threads off, or a DM: the reply itself is the message
     try:
-        return Opened(announcer.post(channel, reply))
+        return Opened(announcer.post(channel, reply), shown=reply)
     except AnnounceFailed as error:
         log.warning("could not post the environment's message in %s: %s", channel, error.code)
         return Opened(None, replies.cannot_post_here(error.code) if error.not_a_member else None)
@@ -69,8 +71,9 @@ def in_thread(announcer: Announcer | None, env: Environment | None, reply: Reply
 
 def finish(opened: Opened, announcer: Announcer | None, env_name: str, reply: Reply) -> Reply:
     """After a create was submitted: the channel message shows the full announcement (with its buttons)
-    and the requester gets a pointer to it; without a message, the announcement is the reply."""
-    if opened.ref is not None and update(announcer, opened.ref, reply):
+    and the requester gets a pointer to it; without a message, the announcement is the reply. A message
+    that already shows it (posted as the expected announcement) is not written again."""
+    if opened.ref is not None and (opened.shown == reply or update(announcer, opened.ref, reply)):
         return replies.posted_in_channel(env_name, reply)
     if opened.ref is not None:
         discard(announcer, opened.ref)  # a stale "requested" message would mislead: the reply says it all
