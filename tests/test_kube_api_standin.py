@@ -435,6 +435,45 @@ def test_put_checks_resource_version(api: FakeKubeApi, kubectl: Kubectl) -> None
     assert ns is not None and ns["metadata"]["labels"] == {"kubernetes.io/metadata.name": "env-1", "x": "1"}
 
 
+def policy_with(variables: dict[str, str]) -> str:
+    """A ValidatingAdmissionPolicy whose spec.variables (a list merged by `name`) are `variables`, in order."""
+    return json.dumps({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": "merge-by-name"},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": [{
+                "apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["configmaps"],
+            }]},
+            "variables": [{"name": name, "expression": expression} for name, expression in variables.items()],
+            "validations": [{"expression": "true"}],
+        },
+    })  # fmt: skip
+
+
+def test_apply_merges_keyed_lists_by_their_key_as_kubectl_patches_them(api: FakeKubeApi, kubectl: Kubectl) -> None:
+    """kubectl apply sends only the changed entries of a list with a merge key (spec.variables by name),
+    with `$setElementOrder` and `$patch: delete`: replacing the list would drop every unchanged entry."""
+    assert kubectl("apply", "-f", "-", stdin=policy_with({"a": "1", "b": "2", "c": "3"})).code == 0
+    run = kubectl("apply", "-f", "-", stdin=policy_with({"a": "1", "d": "4", "b": "20"}))
+    assert run.code == 0, run.err
+    (patch,) = [r for r in run.requests if r.method == "PATCH"]
+    assert "$setElementOrder/variables" in json.dumps(patch.body)  # kubectl sent a keyed patch, not the list
+    (stored,) = api.objects("ValidatingAdmissionPolicy")
+    assert stored["spec"]["variables"] == [
+        {"name": "a", "expression": "1"}, {"name": "d", "expression": "4"}, {"name": "b", "expression": "20"},
+    ]  # fmt: skip
+    assert stored["spec"]["validations"] == [{"expression": "true"}]
+    # A list without a key in the patch is still replaced as a whole.
+    replaced = json.loads(policy_with({"a": "1", "d": "4", "b": "20"}))
+    replaced["spec"]["validations"] = [{"expression": "1 == 1"}]
+    assert kubectl("apply", "-f", "-", stdin=json.dumps(replaced)).code == 0
+    (again,) = api.objects("ValidatingAdmissionPolicy")
+    assert again["spec"]["validations"] == [{"expression": "1 == 1"}]
+    assert [v["name"] for v in again["spec"]["variables"]] == ["a", "d", "b"]
+
+
 # --- deletes -----------------------------------------------------------------------------------------
 
 

@@ -20,7 +20,9 @@ how a test sets the scene.
 Not modelled: managedFields
 and server-side-apply field ownership (apply merges like a merge patch and never conflicts),
 schema validation below the top level and `metadata` (unknown fields there are caught, deeper
-ones are not), strategic-merge list merging by key (lists are replaced), garbage collection.
+ones are not), strategic-merge list merging by a key taken from the type's schema (a list is merged
+by key only when the patch names the key in `$setElementOrder/…`, as kubectl's patches do; otherwise
+it is replaced), garbage collection.
 """
 
 from __future__ import annotations
@@ -559,15 +561,61 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
-def _strip_directives(patch: Any) -> Any:
-    """Strategic merge patch, reduced to a merge patch: drop `$setElementOrder/…`, `$retainKeys` and co."""
+def strategic_merge_patch(target: Any, patch: Any) -> Any:
+    """A strategic merge patch as kubectl sends it. Lists whose patch carries `$setElementOrder/<field>`
+    (kubectl writes one for every list with a merge key it changes) are merged by that key: entries
+    merge into the live entry with the same key, `$patch: delete` removes one, and the order is the
+    directive's. Other lists are replaced, since the merge key lives in the type's schema, which this
+    stand-in does not hold; `$patch: replace` replaces a map; other directives are dropped."""
+    if not isinstance(patch, dict):
+        return _without_directives(patch)
+    if patch.get("$patch") == "replace":
+        return _without_directives(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if key.startswith("$"):
+            continue
+        order = patch.get(f"$setElementOrder/{key}")
+        if value is None or (isinstance(value, dict) and value.get("$patch") == "delete"):
+            result.pop(key, None)
+        elif isinstance(value, list) and isinstance(order, list) and _merge_key(order):
+            result[key] = _merge_list(result.get(key), value, order, _merge_key(order))
+        else:
+            result[key] = strategic_merge_patch(result.get(key), value)
+    for directive, order in patch.items():  # an order for a list the patch leaves as it is
+        key = directive.removeprefix("$setElementOrder/")
+        if key != directive and key not in patch and isinstance(order, list) and _merge_key(order):
+            result[key] = _merge_list(result.get(key), [], order, _merge_key(order))
+    return result
+
+
+def _merge_key(order: list[Any]) -> str | None:
+    """The merge key a `$setElementOrder` list names: each entry is `{key: value}` with the same key."""
+    if not order or not all(isinstance(entry, dict) and len(entry) == 1 for entry in order):
+        return None
+    keys = {next(iter(entry)) for entry in order}
+    return keys.pop() if len(keys) == 1 else None
+
+
+def _merge_list(live: Any, entries: list[Any], order: list[dict[str, Any]], key: str) -> list[Any]:
+    merged = {item.get(key): item for item in live if isinstance(item, dict)} if isinstance(live, list) else {}
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        if entry.get("$patch") == "delete":
+            merged.pop(entry.get(key), None)
+        else:
+            merged[entry.get(key)] = strategic_merge_patch(merged.get(entry.get(key)), entry)
+    ordered = [merged.pop(item[key]) for item in order if item[key] in merged]
+    return ordered + list(merged.values())  # live entries the order does not name keep their place after it
+
+
+def _without_directives(patch: Any) -> Any:
     if isinstance(patch, dict):
-        if patch.get("$patch") == "delete":
-            return None
-        return {k: _strip_directives(v) for k, v in patch.items() if not k.startswith("$")}
+        return {k: _without_directives(v) for k, v in patch.items() if not k.startswith("$")}
     if isinstance(patch, list):
-        return [_strip_directives(v) for v in patch]
-    return patch
+        return [_without_directives(v) for v in patch if not (isinstance(v, dict) and v.get("$patch") == "delete")]
+    return copy.deepcopy(patch)
 
 
 class _PatchFailed(Exception):
@@ -1854,7 +1902,7 @@ class FakeKubeApi:
         elif kind == JSON_PATCH:
             patched = json_patch(current, body)
         elif kind == STRATEGIC_PATCH:
-            patched = merge_patch(current, _strip_directives(body))
+            patched = strategic_merge_patch(current, body)
         else:
             patched = merge_patch(current, body)
         if not isinstance(patched, dict):
