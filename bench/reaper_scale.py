@@ -1,10 +1,12 @@
 """The reaper against 1,000 expired environments: each run's time, deletes and API requests.
 
-Real kubectl against the Kubernetes API stand-in (tests/fakes/kube_api.py), the reaper script
-rendered as Argo renders it, run as envbot-reaper, deleting (reaper_dry_run false). The new reaper
+Real kubectl against the Kubernetes API stand-in (tests/fakes/kube_api.py, with argo/'s RBAC and
+admission installed by tests/fakes/cluster.install, as in the tests), the reaper script rendered as
+Argo renders it, run as envbot-reaper, deleting (reaper_dry_run false). The new reaper
 runs until the backlog is cleared, at its default cap (reaper_max_deletes 50); the old one (from
 git, bench/plane_baseline.py) runs once on the same number of environments, killed at the
-template's 600 s deadline as Argo would.
+template's 600 s deadline as Argo would. The load average is printed before the runs and with
+each result: the machine is shared.
 
     .venv/bin/python bench/reaper_scale.py --environments 1000
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -23,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import plane_baseline
 from tests.execution_plane import ARGO_NAMESPACE, REAPER, SETTINGS, render, run_script
+from tests.fakes.cluster import install
 from tests.fakes.kube_api import FakeKubeApi, kubectl_env
 
 DEADLINE = 600  # activeDeadlineSeconds of env-reaper-template
@@ -50,6 +54,10 @@ def seed(api: FakeKubeApi, count: int) -> None:
         api.add_namespace(name, labels, annotations)
 
 
+def load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
 def deleted(api: FakeKubeApi) -> int:
     return sum(1 for r in api.requests if r.method == "DELETE" and r.status == 200)
 
@@ -57,6 +65,7 @@ def deleted(api: FakeKubeApi) -> int:
 def new_reaper(count: int, folder: Path) -> dict[str, object]:
     api = FakeKubeApi().start()
     try:
+        install(api)  # RBAC and admission from argo/ judge every request, as in the tests
         seed(api, count)
         base = kubectl_env(api, folder / "home", user=USER)
         settings = SETTINGS | {"reaper_dry_run": "false"}
@@ -77,6 +86,7 @@ def new_reaper(count: int, folder: Path) -> dict[str, object]:
             "mean_run_seconds": round(sum(per_run) / len(per_run), 2),
             "requests_per_run": sorted({r["requests"] for r in runs}),
             "deleted": deleted(api),
+            "load_average_after": load(),
         }
     finally:
         api.stop()
@@ -89,6 +99,7 @@ def old_reaper(count: int, folder: Path) -> dict[str, object] | None:
         return None
     api = FakeKubeApi().start()
     try:
+        install(api)  # RBAC and admission from argo/ judge every request, as in the tests
         seed(api, count)
         base = kubectl_env(api, folder / "old-home", user=USER)
         started = time.monotonic()
@@ -98,7 +109,9 @@ def old_reaper(count: int, folder: Path) -> dict[str, object] | None:
             "environments": count,
             "seconds": round(time.monotonic() - started, 2),
             "killed_at_deadline": run.returncode == -9,
+            "exit_status": run.returncode,
             "deleted": deleted(api),
+            "load_average_after": load(),
         }
     finally:
         api.stop()
@@ -110,6 +123,7 @@ def main() -> int:
     parser.add_argument("--skip-old", action="store_true")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="envbot-bench-reaper-"))
+    print(json.dumps({"cpus": os.cpu_count(), "load_average_before": load()}), flush=True)
     results = [new_reaper(args.environments, folder)]
     print(json.dumps(results[0]), flush=True)
     if not args.skip_old:
