@@ -14,7 +14,7 @@ from slackbot.argo_cli import ArgoCliOrchestrator
 from slackbot.audit import check_appendable
 from slackbot.errors import ConfigError, EnvbotError
 from slackbot.history import fold
-from slackbot.orchestrator import TEMPLATE_PARAMETERS, Scope
+from slackbot.orchestrator import RECIPES_TEMPLATE, TEMPLATE_PARAMETERS, Scope
 from slackbot.policy import Policy, english_list, load_policy
 from slackbot.retention import RecordRetention
 from slackbot.settings import Settings
@@ -122,6 +122,7 @@ def argo_checks(settings: Settings, policy: Policy | None) -> Iterator[Result]:
         result = _template_result(orchestrator, name, passed)
         reachable = reachable and result.status == "ok"
         yield result
+    yield _recipes_result(orchestrator)
     if not reachable:
         return
     yield _submit_result(orchestrator, settings.argo_namespace)
@@ -170,6 +171,18 @@ def _template_result(orchestrator: ArgoCliOrchestrator, name: str, passed: tuple
             "as parameters; re-apply argo/ and create ConfigMap envbot-services (docs/install.md)",
         )
     return ok(f"template {name}", f"installed in namespace {orchestrator.namespace} with every parameter envbot passes")
+
+
+def _recipes_result(orchestrator: ArgoCliOrchestrator) -> Result:
+    """The platform team's recipe template (docs/adr/0013): created once at install, outside argo/'s
+    kustomization; the create and deploy templates reference it, so without it Argo refuses them all."""
+    what = f"template {RECIPES_TEMPLATE}"
+    try:
+        orchestrator.template(RECIPES_TEMPLATE)
+    except EnvbotError as error:
+        calls = "The create and deploy templates call it: Argo refuses them without it."
+        return failed(what, f"{error.user_message} {calls}")
+    return ok(what, f"installed in namespace {orchestrator.namespace} (recipes of kind `workflow`, docs/deploy.md)")
 
 
 def _submit_result(orchestrator: ArgoCliOrchestrator, namespace: str) -> Result:

@@ -12,6 +12,8 @@ DESTROY_TEMPLATE = "env-destroy-template"
 EXTEND_TEMPLATE = "env-extend-template"
 DEPLOY_TEMPLATE = "env-deploy-template"
 TEMPLATES = (CREATE_TEMPLATE, EXTEND_TEMPLATE, DEPLOY_TEMPLATE, DESTROY_TEMPLATE)
+# The platform team's own deploy recipe (docs/adr/0013): the bot never submits it; create and deploy call it.
+RECIPES_TEMPLATE = "envbot-recipes"
 TEMPLATE_ACTIONS = {
     CREATE_TEMPLATE: "create",
     EXTEND_TEMPLATE: "extend",

@@ -52,6 +52,9 @@ def test_everything_proven_ok_in_http_mode(tmp_path: Path, fake_argo: FakeArgo, 
     for template in ("env-create-template", "env-extend-template", "env-destroy-template"):
         expected = f"ok (installed in namespace {ARGO_NAMESPACE} with every parameter envbot passes)"
         assert lines[f"template {template}"] == expected
+    assert lines["template envbot-recipes"] == (
+        f"ok (installed in namespace {ARGO_NAMESPACE} (recipes of kind `workflow`, docs/deploy.md))"
+    )
     dry_run = f"ok (a server-side dry run of env-create-template in {ARGO_NAMESPACE} was accepted"
     assert lines["argo submit"].startswith(dry_run)
     assert lines["records"] == "ok (workflows kept 21d, longer than ttl.lifetime 14d plus 1h for the reaper)"
@@ -97,6 +100,20 @@ def test_argo_problems_each_name_their_cause(tmp_path: Path, fake_argo: FakeArgo
     assert lines["template env-create-template"] == (
         "FAILED: declares pod_security_level, which envbot never passes: an older template that takes guard "
         "rails as parameters; re-apply argo/ and create ConfigMap envbot-services (docs/install.md)"
+    )
+
+
+def test_a_missing_recipe_template_is_named_with_its_fix(
+    tmp_path: Path, fake_argo: FakeArgo, fake_slack: FakeSlack
+) -> None:
+    """envbot-recipes is created once at install, apart from argo/'s kustomization: easy to forget."""
+    fake_argo.configure(extra_templates=[])
+    code, lines, _ = check(tmp_path, fake_argo, fake_slack)
+    assert code == 1
+    assert lines["template envbot-recipes"] == (
+        f"FAILED: WorkflowTemplate envbot-recipes is not installed in namespace {ARGO_NAMESPACE}. Ask an operator "
+        "to create it once from argo/settings/envbot-recipes.yaml (see docs/install.md). The create and deploy "
+        "templates call it: Argo refuses them without it."
     )
 
 

@@ -45,6 +45,7 @@ from slackbot.orchestrator import (
     DEPLOY_TEMPLATE,
     DESTROY_TEMPLATE,
     EXTEND_TEMPLATE,
+    RECIPES_TEMPLATE,
     TEMPLATE_ACTIONS,
     TEMPLATE_PARAMETERS,
     PlaneLimits,
@@ -306,9 +307,11 @@ class ArgoCliOrchestrator:
         match = _GRPC_CODE.search(stderr)
         code, desc = (match.group(1), match.group(2).strip()) if match else ("", "")
         if code == "NotFound" and template and template in desc:
+            # envbot-recipes is created once, apart from argo/'s kustomization (docs/adr/0013).
+            fix = f"create it once from argo/settings/{template}.yaml" if template == RECIPES_TEMPLATE else ""
             return (
                 f"WorkflowTemplate {template} is not installed in namespace {self.namespace}. "
-                "Ask an operator to apply argo/workflowtemplates/ (see docs/install.md)."
+                f"Ask an operator to {fix or 'apply argo/workflowtemplates/'} (see docs/install.md)."
             )
         if code == "InvalidArgument":
             return f"Argo refused the request as invalid: {_first_line(desc)}"

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FAKES = Path(__file__).resolve().parent
 DEFAULTS = {
     "templates_dir": str(ROOT / "argo" / "workflowtemplates"),
+    "extra_templates": [str(ROOT / "argo" / "settings" / "envbot-recipes.yaml")],
     "namespace": "envbot-workflows",
     "mode": "normal",
 }

@@ -9,6 +9,8 @@ State lives in one directory, passed in by the stub that argo_handle.FakeArgo wr
 
 config.json keys (all optional except templates_dir):
   templates_dir, namespace     where WorkflowTemplates come from and the one namespace that has them
+  extra_templates              more YAML files holding WorkflowTemplates installed there (the ones an
+                               operator creates once, e.g. argo/settings/envbot-recipes.yaml)
   default_namespace            kubeconfig's namespace, used when neither -n nor ARGO_NAMESPACE is given
   mode, modes                  fault (see verb_mode) / per verb ("submit", "list", "get", "version",
                                "template get", "template list", or "template" for both): normal, hang,
@@ -250,7 +252,8 @@ def load_templates(config: dict[str, Any], namespace: str) -> dict[str, tuple[di
     if namespace != config.get("namespace", "envbot-workflows"):
         return {}
     found: dict[str, tuple[dict[str, Any], Path]] = {}
-    for path in sorted(Path(config["templates_dir"]).glob("*.yaml")):
+    paths = [*sorted(Path(config["templates_dir"]).glob("*.yaml")), *map(Path, config.get("extra_templates", []))]
+    for path in paths:
         for doc in yaml.safe_load_all(path.read_text()):
             if isinstance(doc, dict) and doc.get("kind") == "WorkflowTemplate":
                 found[doc["metadata"]["name"]] = (doc, path)
