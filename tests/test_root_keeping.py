@@ -245,12 +245,17 @@ def replicas(tmp_path: Path, fake_argo: FakeArgo, fake_slack: FakeSlack) -> Iter
         replica.stop()
 
 
+def command_on(replica: Replica, fake_slack: FakeSlack, text: str, key: str) -> None:
+    """One signed /env command to one replica, and its follow-up delivered."""
+    body = command_body(fake_slack, text, key, user=OWNER, channel=CHANNEL)
+    assert replica.post(body, signed(body)).status == 200
+    fake_slack.wait_for(f"/response/{key}")
+
+
 def test_two_replicas_write_the_same_state_once_each(
     replicas: list[Replica], fake_argo: FakeArgo, fake_slack: FakeSlack, plane: Plane
 ) -> None:
-    body = command_body(fake_slack, "create checkout ttl=1h name=twice", "r1", user=OWNER, channel=CHANNEL)
-    assert replicas[0].post(body, signed(body)).status == 200
-    fake_slack.wait_for("/response/r1")
+    command_on(replicas[0], fake_slack, "create checkout ttl=1h name=twice", "r1")
     (root,) = fake_slack.posted(CHANNEL)
     (workflow,) = [w["metadata"]["name"] for w in fake_argo.workflows()]
     end(fake_argo, plane, workflow, "Failed", failed_step="create", message="namespace quota reached")
@@ -260,9 +265,7 @@ def test_two_replicas_write_the_same_state_once_each(
     assert updates[0]["text"].startswith(":x: `twice` could not be created: step `create` failed")
     # A restart writes the current state at most once more, identically.
     replicas[1].restart()
-    body = command_body(fake_slack, "create checkout ttl=1h name=after-restart", "r2", user=OWNER, channel=CHANNEL)
-    assert replicas[1].post(body, signed(body)).status == 200
-    fake_slack.wait_for("/response/r2")
+    command_on(replicas[1], fake_slack, "create checkout ttl=1h name=after-restart", "r2")
     (later,) = [m for m in fake_slack.posted(CHANNEL) if "`after-restart`" in m["text"]]
     other = next(w["metadata"]["name"] for w in fake_argo.workflows() if w["metadata"]["name"] != workflow)
     end(fake_argo, plane, other, "Failed", failed_step="create", message="again")
@@ -274,16 +277,12 @@ def test_two_replicas_write_the_same_state_once_each(
 def test_two_replicas_follow_ready_then_deleted_in_order(
     replicas: list[Replica], fake_argo: FakeArgo, fake_slack: FakeSlack, plane: Plane
 ) -> None:
-    body = command_body(fake_slack, "create checkout ttl=1h name=steady", "s1", user=OWNER, channel=CHANNEL)
-    assert replicas[0].post(body, signed(body)).status == 200
-    fake_slack.wait_for("/response/s1")
+    command_on(replicas[0], fake_slack, "create checkout ttl=1h name=steady", "s1")
     (root,) = fake_slack.posted(CHANNEL)
     (create_workflow,) = [w["metadata"]["name"] for w in fake_argo.workflows()]
     end(fake_argo, plane, create_workflow)
     wait_root(fake_slack, root["ts"], 2)  # "ready" from each replica
-    body = command_body(fake_slack, "destroy steady", "s2", user=OWNER, channel=CHANNEL)
-    assert replicas[1].post(body, signed(body)).status == 200
-    fake_slack.wait_for("/response/s2")
+    command_on(replicas[1], fake_slack, "destroy steady", "s2")
     (destroy_workflow,) = [
         w["metadata"]["name"] for w in fake_argo.workflows() if w["metadata"]["name"] != create_workflow
     ]
