@@ -64,18 +64,21 @@ def echo_repo(repo: Path) -> Path:
     git(repo, "commit", "-q", "-m", "echo")
     git(repo, "tag", "v1")
     git(repo, "checkout", "-q", "-b", "feature-x")
-    (repo / "deploy/echo/configmap.yaml").write_text(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: feature\ndata:\n  branch: feature-x\n"
-    )
-    kustomization = repo / "deploy/echo/kustomization.yaml"
-    kustomization.write_text(
-        kustomization.read_text().replace("  - ingress.yaml\n", "  - ingress.yaml\n  - configmap.yaml\n")
-    )
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "feature")
+    feature = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: feature\ndata:\n  branch: feature-x\n"
+    add_resource(repo, "configmap.yaml", feature, "feature")
     git(repo, "update-ref", "refs/pull/123/head", "HEAD")
     git(repo, "checkout", "-q", "main")
     return repo
+
+
+def add_resource(repo: Path, name: str, manifest: str, message: str) -> Path:
+    """Commit `manifest` as one more resource of the example's kustomization; returns the kustomization."""
+    (repo / "deploy/echo" / name).write_text(manifest)
+    kustomization = repo / "deploy/echo/kustomization.yaml"
+    kustomization.write_text(kustomization.read_text().replace("  - ingress.yaml\n", f"  - ingress.yaml\n  - {name}\n"))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", message)
+    return kustomization
 
 
 def recipe(repo: Path, **overrides: str) -> dict[str, str]:
@@ -261,15 +264,8 @@ def test_a_workload_over_the_quota_is_reported_as_quota_exceeded(cluster: Cluste
 def test_cluster_scoped_objects_and_unlisted_kinds_are_refused_before_anything_is_applied(
     cluster: Cluster, repo: Path
 ) -> None:
-    (repo / "deploy/echo/role.yaml").write_text(
-        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: takeover\nrules: []\n"
-    )
-    kustomization = repo / "deploy/echo/kustomization.yaml"
-    kustomization.write_text(
-        kustomization.read_text().replace("  - ingress.yaml\n", "  - ingress.yaml\n  - role.yaml\n")
-    )
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "role")
+    takeover = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: takeover\nrules: []\n"
+    kustomization = add_resource(repo, "role.yaml", takeover, "role")
     _, deployed = cluster.create()
     assert deployed is not None and deployed.returncode == 1
     # With RBAC in force the deployer may not even read a ClusterRole, so a real API server (and the

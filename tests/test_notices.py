@@ -1230,13 +1230,7 @@ def test_outputs_that_are_not_a_version_or_an_https_url_are_not_quoted(plane: Pl
 
 
 def test_a_deploy_that_failed_names_the_reason_and_what_to_do(plane: Plane) -> None:
-    params = {
-        "env_name": ENV,
-        "service": "checkout",
-        "requested_by": OWNER,
-        "slack_channel": CHANNEL,
-        "version": "1.4.9",
-    }
+    params = deploy_params("1.4.9")
     workflow = plane.workflow("env-deploy-template", params)
     reason = "envbot: checkout is not ready: deployment checkout: image `ghcr.io/acme/checkout:1.4.9` not found"
     plane.exit_handler("env-deploy-template", workflow, "Failed", failure(reason, step="deploy"))
@@ -1246,13 +1240,7 @@ def test_a_deploy_that_failed_names_the_reason_and_what_to_do(plane: Plane) -> N
 
 
 def test_a_deploy_that_succeeded_says_what_runs_now(plane: Plane) -> None:
-    params = {
-        "env_name": ENV,
-        "service": "checkout",
-        "requested_by": OWNER,
-        "slack_channel": CHANNEL,
-        "version": "1.5.0",
-    }
+    params = deploy_params("1.5.0")
     nodes = deployed_nodes("1.5.0", f"https://{ENV}.preview.example.com")
     workflow = plane.workflow("env-deploy-template", params, nodes=nodes)
     plane.exit_handler("env-deploy-template", workflow, "Succeeded")
@@ -1275,7 +1263,7 @@ def exit_handler_params(plane: Plane, name: str) -> dict[str, str]:
         expiry = rfc3339(plane.now() + 6 * HOUR)
         return base | {"expires_at": expiry, "warn_before": "3600", "extend_choices": "2h", "latest_expiry": ""}
     if name == DEPLOY:
-        return base | {"service": "checkout", "version": "1.5.0"}
+        return deploy_params("1.5.0")
     return base
 
 
