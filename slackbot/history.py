@@ -40,9 +40,9 @@ class Environment(BaseModel):
     model_config = ConfigDict(frozen=True)
     name: str
     create: WorkflowRecord
-    extends: tuple[WorkflowRecord, ...] = ()  # in the order they were decided
+    # Extends and deploys: links of one chain (each names the workflow it followed), in that order.
+    changes: tuple[WorkflowRecord, ...] = ()
     destroys: tuple[WorkflowRecord, ...] = ()
-    deploys: tuple[WorkflowRecord, ...] = ()  # in the order they were decided, interleaved with extends
 
     @property
     def service(self) -> str | None:
@@ -78,9 +78,14 @@ class Environment(BaseModel):
         return (self.create, *self.changes, *self.destroys)
 
     @property
-    def changes(self) -> tuple[WorkflowRecord, ...]:
-        """Extends and deploys, in the order the chain says they were decided."""
-        return tuple(_chain(self.create, [*self.extends, *self.deploys]))
+    def extends(self) -> tuple[WorkflowRecord, ...]:
+        """In the order they were decided."""
+        return tuple(r for r in self.changes if r.action == "extend")
+
+    @property
+    def deploys(self) -> tuple[WorkflowRecord, ...]:
+        """In the order they were decided."""
+        return tuple(r for r in self.changes if r.action == "deploy")
 
     @property
     def latest(self) -> WorkflowRecord:
@@ -145,12 +150,10 @@ def _current(name: str, records: list[WorkflowRecord]) -> Environment | None:
         return None
     create = _newest_create(creates)
     mine = [r for r in records if r.incarnation == create.name]
-    extends = _chain(create, [r for r in mine if r.action == "extend"])
-    deploys = _chain(create, [r for r in mine if r.action == "deploy"])
+    # One chain: an extend that followed a deploy is ordered through that deploy, never by its name.
+    changes = _chain(create, [r for r in mine if r.action in ("extend", "deploy")])
     destroys = sorted((r for r in mine if r.action == "destroy"), key=lambda r: (r.created_at, r.name))
-    return Environment(
-        name=name, create=create, extends=tuple(extends), destroys=tuple(destroys), deploys=tuple(deploys)
-    )
+    return Environment(name=name, create=create, changes=tuple(changes), destroys=tuple(destroys))
 
 
 def _newest_create(creates: list[WorkflowRecord]) -> WorkflowRecord:
@@ -161,7 +164,7 @@ def _newest_create(creates: list[WorkflowRecord]) -> WorkflowRecord:
 
 
 def _chain(create: WorkflowRecord, extends: list[WorkflowRecord]) -> list[WorkflowRecord]:
-    """Order extends by how many links separate them from the create; time only breaks forks."""
+    """Order extends and deploys by how many links separate them from the create; time only breaks forks."""
     by_name = {e.name: e for e in extends}
     depth: dict[str, int] = {create.name: 0}
 

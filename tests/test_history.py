@@ -56,6 +56,24 @@ def test_same_second_extends_are_ordered_by_their_chain_not_their_names() -> Non
     assert found["a"].expires_at == T0 + timedelta(hours=2)
 
 
+def test_an_extend_after_a_deploy_in_the_same_second_is_ordered_by_the_chain_through_the_deploy() -> None:
+    """Extends and deploys are links of one chain: an extend that followed a deploy comes after the extend
+    the deploy followed, whatever the names say."""
+    found = fold(
+        [
+            rec("c1", "create", expires_at=T0 + timedelta(hours=1)),
+            rec("zz-first", "extend", incarnation="c1", after="c1", expires_at=T0 + timedelta(hours=8)),
+            rec("mm-deploy", "deploy", incarnation="c1", after="zz-first"),
+            rec("aa-third", "extend", incarnation="c1", after="mm-deploy", expires_at=T0 + timedelta(hours=2)),
+        ]
+    )
+    env = found["a"]
+    assert [e.name for e in env.extends] == ["zz-first", "aa-third"]
+    assert [r.name for r in env.changes] == ["zz-first", "mm-deploy", "aa-third"]
+    assert env.expires_at == T0 + timedelta(hours=2)
+    assert env.latest.name == "aa-third"
+
+
 def test_a_destroy_ends_the_create_it_names_even_in_the_same_second_as_a_new_create() -> None:
     records = [
         rec("c-old", "create", owner="U1", expires_at=T0 + timedelta(hours=4)),
